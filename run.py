@@ -1,0 +1,133 @@
+"""Digit Recognizer end to end: validate the CSVs, train a k-fold CNN ensemble, write a submission.
+
+    python run.py --folds 5                              # Kaggle's data in input/
+    python run.py --data-dir input/sample --folds 5      # the bundled real sample
+
+Reads train.csv and test.csv, trains one model per stratified fold with augmentation, averages
+the fold models' probabilities on test.csv and writes submissions/submission.csv. Artifacts of a
+run (models, histories, predictions) go to runs/<run-name>/; the same --run-name resumes a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from src.config import Config
+from src.data import load_digits, show
+from src.errors import UserError
+from src.params import DEFAULTS
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
+
+
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"  # what argparse calls the type in its messages
+    return parse
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    """Command line -> Config. Bad flags exit with code 2 and one line (argparse's own)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    d = Config()
+    p.add_argument("--data-dir", type=Path, default=d.data_dir,
+                   help="folder with train.csv and test.csv (.csv, .csv.gz or"
+                        " digit-recognizer.zip); default: input/")
+    p.add_argument("--folds", type=_at_least(2), default=d.folds,
+                   help=f"stratified folds = models in the ensemble (default {d.folds})")
+    p.add_argument("--epochs", type=_at_least(1), default=d.epochs,
+                   help=f"maximum epochs per fold (default {d.epochs})")
+    p.add_argument("--patience", type=_at_least(1), default=d.patience,
+                   help=f"early-stopping patience in epochs (default {d.patience})")
+    p.add_argument("--trials", type=_at_least(0), default=d.trials,
+                   help="Optuna trials before training; 0 = the model's default parameters")
+    p.add_argument("--model", choices=sorted(DEFAULTS), default=d.model,
+                   help=f"architecture (default {d.model}; 'seed' = the original 4-layer CNN)")
+    p.add_argument("--augment", choices=("layers", "idg", "none"), default=d.augment,
+                   help="augmentation backend: Keras preprocessing layers in tf.data, Keras's"
+                        f" ImageDataGenerator, or none (default {d.augment})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--run-name", default="",
+                   help="run folder under runs/; reuse a name to resume that run"
+                        " (default: model and time stamp)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic ops: same seed and flags give a byte-identical submission")
+    a = p.parse_args(argv)
+    if a.trials:
+        p.error("--trials: the Optuna search is not available yet; use --trials 0")
+    name = a.run_name or f"{a.model}-{datetime.now():%Y%m%d-%H%M%S}"
+    if Path(name).name != name or name.startswith("."):
+        p.error(f"--run-name: {name!r} must be a plain folder name (no '/' or leading '.')")
+    data_dir = a.data_dir if a.data_dir.is_absolute() else Path.cwd() / a.data_dir
+    return Config(
+        data_dir=data_dir, folds=a.folds, epochs=a.epochs, patience=a.patience,
+        trials=a.trials, model=a.model, augment=a.augment, seed=a.seed, run_name=name,
+        deterministic=a.deterministic,
+    )  # fmt: skip
+
+
+def run(cfg: Config) -> None:
+    """Validate the data, train the folds, ensemble them, write and check the submission."""
+    start = time.perf_counter()
+    data = load_digits(cfg.data_dir)  # everything the user can get wrong fails here, first
+    print(f"data: {len(data.y_train)} training images from {data.source},"
+          f" {len(data.x_test)} test images", flush=True)
+
+    # TensorFlow loads only once the data are known to be good: bad input fails in a second.
+    import numpy as np
+
+    from src import cv, report
+    from src.ensemble import accuracy, average_predictions
+    from src.files import atomic_path
+    from src.params import default_params
+    from src.submission import check_submission, make_submission, submit_command
+    from src.submission import write_submission
+    from src.train import configure_determinism
+
+    configure_determinism(cfg.deterministic)
+    params = default_params(cfg.model)
+    cv.prepare_run_dir(cfg, params)
+    print(f"run: {cfg.run_name}  model: {cfg.model}  augment: {cfg.augment}"
+          f"  folds: {cfg.folds}  epochs: {cfg.epochs}", flush=True)
+    results = cv.run_cv(cfg, params, data)
+
+    oof = cv.out_of_fold(results, len(data.y_train))
+    test_proba = average_predictions([r.test_proba for r in results])
+    with atomic_path(cfg.run_dir / "ensemble.npz") as tmp:
+        np.savez(tmp, oof_proba=oof, test_proba=test_proba)
+    sub = make_submission(test_proba.argmax(axis=1))
+    check_submission(sub, len(data.x_test), data.sample_ids)
+    path = cfg.submissions_dir / "submission.csv"
+    write_submission(sub, path, copies=[cfg.submissions_dir / f"{cfg.run_name}.csv"])
+
+    test_acc = None if data.test_labels is None else accuracy(data.test_labels, test_proba)
+    summary = report.summarize(
+        results, accuracy(data.y_train, oof), test_acc, time.perf_counter() - start
+    )
+    report.save_summary(summary, cfg.run_dir)
+    message = f"{cfg.run_name}: {cfg.folds}-fold {cfg.model}, OOF {summary['oof_accuracy']:.4f}"
+    report.print_summary(summary, path, cfg.run_dir, submit_command(show(path), message))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: 0 on success, 2 on a user error (one line on stderr, no traceback)."""
+    try:
+        run(parse_args(argv))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Training-time augmentation with ImageDataGenerator's parameters, behind two backends.
+
+- `layers`: Keras preprocessing layers mapped over batches in a `tf.data` pipeline, so the
+  transforms run in TensorFlow's thread pool, overlapped with the training step by `prefetch`.
+- `idg`: Keras's legacy `ImageDataGenerator` (NumPy/SciPy, one image at a time), the backend
+  most public notebooks use; kept to compare against and for exact parity with them.
+
+Both read the same four keys from the hyperparameter dict: `rotation_range` (degrees),
+`zoom_range`, `width_shift_range`, `height_shift_range` (fractions of the image size).
+Validation and test data are never augmented.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+BACKENDS = ("layers", "idg", "none")
+
+
+def build_augmenter(params: dict, seed: int | None = None) -> keras.Sequential:
+    """Preprocessing layers equivalent to ImageDataGenerator(rotation, zoom, shifts)."""
+    rot, zoom = params["rotation_range"], params["zoom_range"]
+    dx, dy = params["width_shift_range"], params["height_shift_range"]
+    fill = {"fill_mode": "constant", "fill_value": 0.0}  # background is black: pad with black
+    steps = []
+    if rot:
+        steps.append(keras.layers.RandomRotation(rot / 360, seed=seed, **fill))  # factor: turns
+    if zoom:
+        steps.append(keras.layers.RandomZoom((-zoom, zoom), (-zoom, zoom), seed=seed, **fill))
+    if dx or dy:
+        steps.append(keras.layers.RandomTranslation(dy, dx, seed=seed, **fill))
+    return keras.Sequential(steps, name="augment")
+
+
+def build_idg(params: dict):
+    """Keras's own ImageDataGenerator (reachable in Keras 3 only through `tf.keras`)."""
+    return tf.keras.preprocessing.image.ImageDataGenerator(
+        rotation_range=params["rotation_range"],
+        zoom_range=params["zoom_range"],
+        width_shift_range=params["width_shift_range"],
+        height_shift_range=params["height_shift_range"],
+        fill_mode="constant",
+        cval=0.0,
+    )
+
+
+def make_train_data(x: np.ndarray, y: np.ndarray, params: dict, backend: str, seed: int):
+    """Shuffled, augmented, endless training batches and the number of steps in one epoch."""
+    batch = params["batch_size"]
+    steps = math.ceil(len(x) / batch)
+    if backend == "idg":
+        return build_idg(params).flow(x.astype("float32"), y, batch_size=batch, seed=seed), steps
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    # repeat() before batch: one endless stream, so random ops keep drawing new transforms
+    # each epoch instead of replaying the first epoch's (a known tf.data seeding pitfall).
+    ds = ds.shuffle(len(x), seed=seed).repeat().batch(batch)
+    ds = ds.map(lambda a, b: (tf.cast(a, "float32"), b))
+    if backend == "layers":
+        augment = build_augmenter(params, seed)
+        ds = ds.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE), steps

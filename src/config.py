@@ -1,0 +1,34 @@
+"""The run's configuration: one dataclass, built once by `run.py` and passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository: every default path hangs off it
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = ROOT / "input"  # train.csv + test.csv (or .csv.gz, or digit-recognizer.zip)
+    folds: int = 5  # stratified k-fold: K models, each validated on its own 1/K of train.csv
+    epochs: int = 30  # per fold; early stopping on the fold's validation part may end sooner
+    patience: int = 10  # epochs without a better val_loss before a fold stops (best restored)
+    trials: int = 0  # Optuna trials before the final training; 0 = use the model's defaults
+    model: str = "cnn"  # architecture: "cnn" (default) or "seed" (the write-up's 4-layer net)
+    augment: str = "layers"  # "layers" (tf.data + preprocessing layers), "idg" or "none"
+    seed: int = 42  # folds, weight init, shuffling and augmentation all derive from it
+    run_name: str = ""  # folder under runs_dir; the same name resumes that run
+    deterministic: bool = False  # op-level determinism: byte-identical reruns on CPU
+    tta: bool = False  # also average predictions over a few augmented copies of test.csv
+    runs_dir: Path = ROOT / "runs"  # per-run artifacts (gitignored)
+    submissions_dir: Path = ROOT / "submissions"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.runs_dir / self.run_name
+
+    def training_settings(self) -> dict:
+        """What decides a run's models: a resumed run must match it to reuse finished folds."""
+        keep = ("folds", "epochs", "patience", "model", "augment", "seed", "deterministic")
+        return {k: v for k, v in asdict(self).items() if k in keep}

@@ -1,0 +1,57 @@
+"""What a run tells the user at the end: a summary to act on, also saved as summary.json."""
+
+from __future__ import annotations
+
+import shlex
+
+from src.cv import FoldResult
+from src.data import show
+from src.files import write_json
+
+
+def summarize(
+    results: list[FoldResult],
+    oof_accuracy: float,
+    test_accuracy: float | None,
+    seconds: float,
+) -> dict:
+    """The run's headline numbers as a plain dict."""
+    return {
+        "folds": [
+            {
+                "fold": r.fold + 1,
+                "accuracy": r.accuracy,
+                "epochs": r.epochs,
+                "best_epoch": r.best_epoch,
+                "seconds": r.seconds,
+                "resumed": r.resumed,
+            }
+            for r in results
+        ],
+        "oof_accuracy": oof_accuracy,
+        "test_accuracy": test_accuracy,
+        "seconds": seconds,
+    }
+
+
+def print_summary(summary: dict, submission, run_dir, command: list[str]) -> None:
+    """Per-fold scores, OOF and answer-key accuracy, wall time, and how to submit."""
+    print("\n══ summary ══")
+    print("fold  val_acc  best/epochs  seconds")
+    for f in summary["folds"]:
+        note = "  (earlier run)" if f["resumed"] else ""
+        print(
+            f"{f['fold']:>4}  {f['accuracy']:.4f}  {f['best_epoch']:>4}/{f['epochs']:<6}"
+            f"  {f['seconds']:>7.0f}{note}"
+        )
+    print(f"out-of-fold accuracy: {summary['oof_accuracy']:.4f}")
+    if summary["test_accuracy"] is not None:
+        print(f"test accuracy on solution.csv: {summary['test_accuracy']:.4f}")
+    print(f"wall time: {summary['seconds']:.0f} s")
+    print(f"submission: {show(submission)}  (run folder: {show(run_dir)})")
+    print(f"submit it:  {shlex.join(command)}")
+
+
+def save_summary(summary: dict, run_dir) -> None:
+    """summary.json in the run folder."""
+    write_json(run_dir / "summary.json", summary)

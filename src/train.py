@@ -1,0 +1,85 @@
+"""Compile and fit one model: optimiser, learning-rate schedule, callbacks."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from src.augment import make_train_data
+
+OPTIMIZERS = {
+    "adam": lambda lr: keras.optimizers.Adam(lr),
+    "rmsprop": lambda lr: keras.optimizers.RMSprop(lr),
+    "sgd": lambda lr: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True),
+}
+
+
+def configure_determinism(enabled: bool) -> None:
+    """Deterministic kernels and tf.data ordering: reruns with one seed give identical bits."""
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+
+
+def _learning_rate(params: dict, steps_per_epoch: int, epochs: int):
+    """A constant rate for `plateau` (the callback lowers it), else a warm-up + cosine decay."""
+    lr = params["learning_rate"]
+    if params["schedule"] == "plateau":
+        return lr
+    warmup = steps_per_epoch if epochs > 1 else 0  # one epoch of linear warm-up
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr / 10 if warmup else lr,
+        decay_steps=max(1, steps_per_epoch * epochs - warmup),
+        warmup_target=lr if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def compile_model(model: keras.Model, params: dict, steps_per_epoch: int, epochs: int) -> None:
+    """Attach optimiser, loss and metrics (by keyword: positional metrics become loss_weights)."""
+    optimizer = OPTIMIZERS[params["optimizer"]](_learning_rate(params, steps_per_epoch, epochs))
+    model.compile(
+        optimizer=optimizer,
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def fit_model(
+    model: keras.Model,
+    params: dict,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    *,
+    epochs: int,
+    patience: int,
+    augment: str,
+    seed: int,
+    callbacks: list | None = None,
+    verbose: int = 2,
+) -> keras.callbacks.History:
+    """Train on augmented `train` batches; stop early on `val` and keep its best epoch."""
+    data, steps = make_train_data(*train, params, augment, seed)
+    compile_model(model, params, steps, epochs)
+    cbs = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience, restore_best_weights=True
+        ),
+        *(callbacks or []),
+    ]
+    if params["schedule"] == "plateau":
+        cbs.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_accuracy", patience=3, factor=0.5, min_lr=1e-5
+            )
+        )
+    return model.fit(
+        data,
+        steps_per_epoch=steps,
+        epochs=epochs,
+        validation_data=val,
+        batch_size=params["batch_size"],  # used for the validation pass
+        callbacks=cbs,
+        shuffle=False,  # the pipeline shuffles
+        verbose=verbose,
+    )
