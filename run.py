@@ -40,39 +40,82 @@ def parse_args(argv: list[str] | None = None) -> Config:
     """Command line -> Config. Bad flags exit with code 2 and one line (argparse's own)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     d = Config()
-    p.add_argument("--data-dir", type=Path, default=d.data_dir,
-                   help="folder with train.csv and test.csv (.csv, .csv.gz or"
-                        " digit-recognizer.zip); default: input/")
-    p.add_argument("--folds", type=_at_least(2), default=d.folds,
-                   help=f"stratified folds = models in the ensemble (default {d.folds})")
-    p.add_argument("--epochs", type=_at_least(1), default=d.epochs,
-                   help=f"maximum epochs per fold (default {d.epochs})")
-    p.add_argument("--patience", type=_at_least(1), default=d.patience,
-                   help=f"early-stopping patience in epochs (default {d.patience})")
-    p.add_argument("--trials", type=_at_least(0), default=d.trials,
-                   help="Optuna trials before training; 0 = the model's default parameters")
-    p.add_argument("--model", choices=sorted(DEFAULTS), default=d.model,
-                   help=f"architecture (default {d.model}; 'seed' = the original 4-layer CNN)")
-    p.add_argument("--augment", choices=("layers", "idg", "none"), default=d.augment,
-                   help="augmentation backend: Keras preprocessing layers in tf.data, Keras's"
-                        f" ImageDataGenerator, or none (default {d.augment})")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=d.data_dir,
+        help="folder with train.csv and test.csv (.csv, .csv.gz or"
+        " digit-recognizer.zip); default: input/",
+    )
+    p.add_argument(
+        "--folds",
+        type=_at_least(2),
+        default=d.folds,
+        help=f"stratified folds = models in the ensemble (default {d.folds})",
+    )
+    p.add_argument(
+        "--epochs",
+        type=_at_least(1),
+        default=d.epochs,
+        help=f"maximum epochs per fold (default {d.epochs})",
+    )
+    p.add_argument(
+        "--patience",
+        type=_at_least(1),
+        default=d.patience,
+        help=f"early-stopping patience in epochs (default {d.patience})",
+    )
+    p.add_argument(
+        "--trials",
+        type=_at_least(0),
+        default=d.trials,
+        help="Optuna trials before training; 0 = the model's default parameters",
+    )
+    p.add_argument(
+        "--model",
+        choices=sorted(DEFAULTS),
+        default=d.model,
+        help=f"architecture (default {d.model}; 'seed' = the original 4-layer CNN)",
+    )
+    p.add_argument(
+        "--augment",
+        choices=("layers", "idg", "none"),
+        default=d.augment,
+        help="augmentation backend: Keras preprocessing layers in tf.data, Keras's"
+        f" ImageDataGenerator, or none (default {d.augment})",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    p.add_argument("--run-name", default="",
-                   help="run folder under runs/; reuse a name to resume that run"
-                        " (default: model and time stamp)")
-    p.add_argument("--deterministic", action="store_true",
-                   help="deterministic ops: same seed and flags give a byte-identical submission")
+    p.add_argument(
+        "--run-name",
+        default="",
+        help="run folder under runs/; reuse a name to resume that run"
+        " (default: model and time stamp)",
+    )
+    p.add_argument(
+        "--runs-dir", type=Path, default=d.runs_dir, help="where run folders go (default: runs/)"
+    )
+    p.add_argument(
+        "--submissions-dir",
+        type=Path,
+        default=d.submissions_dir,
+        help="where submission.csv goes (default: submissions/)",
+    )
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic ops: same seed and flags give a byte-identical submission",
+    )
     a = p.parse_args(argv)
     if a.trials:
         p.error("--trials: the Optuna search is not available yet; use --trials 0")
     name = a.run_name or f"{a.model}-{datetime.now():%Y%m%d-%H%M%S}"
     if Path(name).name != name or name.startswith("."):
         p.error(f"--run-name: {name!r} must be a plain folder name (no '/' or leading '.')")
-    data_dir = a.data_dir if a.data_dir.is_absolute() else Path.cwd() / a.data_dir
     return Config(
-        data_dir=data_dir, folds=a.folds, epochs=a.epochs, patience=a.patience,
+        data_dir=a.data_dir.resolve(), folds=a.folds, epochs=a.epochs, patience=a.patience,
         trials=a.trials, model=a.model, augment=a.augment, seed=a.seed, run_name=name,
-        deterministic=a.deterministic,
+        deterministic=a.deterministic, runs_dir=a.runs_dir.resolve(),
+        submissions_dir=a.submissions_dir.resolve(),
     )  # fmt: skip
 
 
@@ -80,8 +123,11 @@ def run(cfg: Config) -> None:
     """Validate the data, train the folds, ensemble them, write and check the submission."""
     start = time.perf_counter()
     data = load_digits(cfg.data_dir)  # everything the user can get wrong fails here, first
-    print(f"data: {len(data.y_train)} training images from {data.source},"
-          f" {len(data.x_test)} test images", flush=True)
+    print(
+        f"data: {len(data.y_train)} training images from {data.source},"
+        f" {len(data.x_test)} test images",
+        flush=True,
+    )
 
     # TensorFlow loads only once the data are known to be good: bad input fails in a second.
     import numpy as np
@@ -90,15 +136,17 @@ def run(cfg: Config) -> None:
     from src.ensemble import accuracy, average_predictions
     from src.files import atomic_path
     from src.params import default_params
-    from src.submission import check_submission, make_submission, submit_command
-    from src.submission import write_submission
+    from src.submission import check_submission, make_submission, submit_command, write_submission
     from src.train import configure_determinism
 
     configure_determinism(cfg.deterministic)
     params = default_params(cfg.model)
     cv.prepare_run_dir(cfg, params)
-    print(f"run: {cfg.run_name}  model: {cfg.model}  augment: {cfg.augment}"
-          f"  folds: {cfg.folds}  epochs: {cfg.epochs}", flush=True)
+    print(
+        f"run: {cfg.run_name}  model: {cfg.model}  augment: {cfg.augment}"
+        f"  folds: {cfg.folds}  epochs: {cfg.epochs}",
+        flush=True,
+    )
     results = cv.run_cv(cfg, params, data)
 
     oof = cv.out_of_fold(results, len(data.y_train))

@@ -41,8 +41,11 @@ def build_idg(params: dict):
     return tf.keras.preprocessing.image.ImageDataGenerator(
         rotation_range=params["rotation_range"],
         zoom_range=params["zoom_range"],
-        width_shift_range=params["width_shift_range"],
-        height_shift_range=params["height_shift_range"],
+        # Keras's ImageDataGenerator shifts vertically for width_shift_range and vice versa
+        # (keras-team/keras#17398, still so in Keras 3.15; tests/test_augment.py measures it):
+        # swap them so the documented meaning holds.
+        width_shift_range=params["height_shift_range"],
+        height_shift_range=params["width_shift_range"],
         fill_mode="constant",
         cval=0.0,
     )
@@ -61,5 +64,7 @@ def make_train_data(x: np.ndarray, y: np.ndarray, params: dict, backend: str, se
     ds = ds.map(lambda a, b: (tf.cast(a, "float32"), b))
     if backend == "layers":
         augment = build_augmenter(params, seed)
-        ds = ds.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(
+            lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE
+        )
     return ds.prefetch(tf.data.AUTOTUNE), steps

@@ -82,7 +82,9 @@ def load_fold(cfg: Config, fold: int) -> FoldResult | None:
     return FoldResult(fold=fold, resumed=True, **arrays, **meta)
 
 
-def train_fold(cfg: Config, params: dict, data: Digits, folds: np.ndarray, fold: int) -> FoldResult:
+def train_fold(
+    cfg: Config, params: dict, data: Digits, folds: np.ndarray, fold: int
+) -> FoldResult:
     """Fit one model on the other folds, predict its own fold and test.csv, save everything."""
     keras.backend.clear_session()  # free the previous fold's graph and weights
     keras.utils.set_random_seed(cfg.seed + fold)  # per fold: a resumed fold trains identically
@@ -141,13 +143,19 @@ def run_cv(cfg: Config, params: dict, data: Digits) -> list[FoldResult]:
         head = f"fold {fold + 1}/{cfg.folds}"
         result = load_fold(cfg, fold)
         if result is not None:
-            print(f"── {head}: finished in an earlier run, skipped"
-                  f" (val accuracy {result.accuracy:.4f})", flush=True)
+            print(
+                f"── {head}: finished in an earlier run, skipped"
+                f" (val accuracy {result.accuracy:.4f})",
+                flush=True,
+            )
         else:
             print(f"── {head}: train on {len(folds) - n_val}, validate on {n_val} ──", flush=True)
             result = train_fold(cfg, params, data, folds, fold)
-            print(f"── {head}: val accuracy {result.accuracy:.4f}, best epoch"
-                  f" {result.best_epoch}/{result.epochs}, {result.seconds:.0f} s", flush=True)
+            print(
+                f"── {head}: val accuracy {result.accuracy:.4f}, best epoch"
+                f" {result.best_epoch}/{result.epochs}, {result.seconds:.0f} s",
+                flush=True,
+            )
         results.append(result)
     return results
 

@@ -103,11 +103,11 @@ def _check_pixel_columns(columns: list[str], name: str) -> None:
             f"{name}: {n} pixel columns{shape}, expected {len(PIXELS)} (28x28 images,"
             " pixel0..pixel783); this pipeline takes Kaggle's 28x28 layout"
         )
-    for i, (got, want) in enumerate(zip(columns, PIXELS)):
+    for got, want in zip(columns, PIXELS, strict=True):
         if got != want:
             raise UserError(
-                f"{name}: column {i + 1} is named {got!r}, expected {want!r}"
-                " (columns pixel0..pixel783 in order)"
+                f"{name}: column {got!r} where {want!r} was expected"
+                " (pixel columns must be pixel0..pixel783, in order)"
             )
 
 
@@ -171,7 +171,7 @@ def _check_labels(labels: pd.Series, name: str) -> np.ndarray:
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
         raise UserError(
-            f"{name} line {_line(row)}, column {labels.name}: {labels.iloc[row]!r} is not a digit"
+            f"{name} line {_line(row)}, column {labels.name}: '{labels.iloc[row]}' is not a digit"
             " class"
             f" ({CLASSES.min()}..{CLASSES.max()}); fix or remove that row"
         )
@@ -226,7 +226,7 @@ def _load_id_label_csv(data_dir: Path, stem: str, n_test: int) -> pd.DataFrame |
     if wrong.any():
         row = int(np.argmax(wrong))
         raise UserError(
-            f"{name} line {_line(row)}: ImageId {df['ImageId'].iloc[row]!r}, expected {row + 1}"
+            f"{name} line {_line(row)}: ImageId '{df['ImageId'].iloc[row]}', expected {row + 1}"
             " (ImageIds number test.csv's rows 1..N in order)"
         )
     if stem == "solution":

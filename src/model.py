@@ -67,7 +67,7 @@ ARCHITECTURES = {"seed": _seed_body, "cnn": _cnn_body}
 def build_model(params: dict) -> keras.Model:
     """Return an uncompiled model mapping raw 0..255 pixels (28x28x1) to class probabilities."""
     inputs = keras.Input(IMAGE_SHAPE)
-    x = layers.Rescaling(1 / 255)(inputs)  # the model takes raw pixels: nothing to forget at predict
+    x = layers.Rescaling(1 / 255)(inputs)  # raw pixels in: no preprocessing to forget at predict
     x = ARCHITECTURES[params["model"]](x, params)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=params["model"])

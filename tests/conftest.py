@@ -1,0 +1,75 @@
+"""Shared fixtures: small real data cut from the bundled sample, and a way to call run.py."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import run
+from src.config import ROOT
+
+SAMPLE = ROOT / "input" / "sample"
+
+
+@pytest.fixture(scope="session")
+def sample_frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The bundled sample's train, test and answer key, read once per session."""
+    return (
+        pd.read_csv(SAMPLE / "train.csv.gz"),
+        pd.read_csv(SAMPLE / "test.csv.gz"),
+        pd.read_csv(SAMPLE / "solution.csv"),
+    )
+
+
+def write_slice(folder: Path, frames, n_train: int, n_test: int) -> Path:
+    """A data dir with the first rows of the bundled sample, in Kaggle's layout + answer key."""
+    train, test, solution = frames
+    folder.mkdir(parents=True, exist_ok=True)
+    train.iloc[:n_train].to_csv(folder / "train.csv", index=False)
+    test.iloc[:n_test].to_csv(folder / "test.csv", index=False)
+    solution.iloc[:n_test].to_csv(folder / "solution.csv", index=False)
+    ids = np.arange(1, n_test + 1)
+    pd.DataFrame({"ImageId": ids, "Label": 0}).to_csv(
+        folder / "sample_submission.csv", index=False
+    )
+    return folder
+
+
+@pytest.fixture
+def small_dir(tmp_path, sample_frames) -> Path:
+    """200 training and 50 test rows: enough for validation tests, which never train."""
+    return write_slice(tmp_path / "data", sample_frames, 200, 50)
+
+
+class Runner:
+    """Calls run.main() in-process with output folders inside a temporary directory."""
+
+    def __init__(self, tmp_path: Path, capsys):
+        self.runs = tmp_path / "runs"
+        self.subs = tmp_path / "submissions"
+        self.capsys = capsys
+
+    def __call__(self, *args: str) -> tuple[int, str, str]:
+        argv = [*args, "--runs-dir", str(self.runs), "--submissions-dir", str(self.subs)]
+        code = run.main(argv)
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def written(self) -> list[Path]:
+        """Every file any run left behind."""
+        return [p for d in (self.runs, self.subs) if d.exists() for p in d.rglob("*")]
+
+
+@pytest.fixture
+def runner(tmp_path, capsys) -> Runner:
+    return Runner(tmp_path, capsys)
+
+
+@pytest.fixture
+def copy_sample(tmp_path) -> Path:
+    """A writable copy of the whole bundled sample."""
+    return Path(shutil.copytree(SAMPLE, tmp_path / "sample"))

@@ -1,0 +1,86 @@
+"""Both augmentation backends move pixels within ImageDataGenerator's configured ranges.
+
+A bright 3x3 dot is augmented 64 times through the real training-data path; its centroid must
+move, and never further than the configured rotation, zoom or shift allows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from src.augment import make_train_data
+
+CENTER = 13.5  # pixel-centre coordinates of a 28x28 image's middle
+N = 64
+
+
+def dot_images(row: int, col: int) -> np.ndarray:
+    img = np.zeros((28, 28, 1), np.uint8)
+    img[row - 1 : row + 2, col - 1 : col + 2] = 255
+    return np.repeat(img[None], N, axis=0)
+
+
+def augmented_centroids(backend: str, x: np.ndarray, **strengths) -> np.ndarray:
+    """(N, 2) intensity centroids (row, col) of one augmented batch."""
+    params = {"rotation_range": 0, "zoom_range": 0, "width_shift_range": 0,
+              "height_shift_range": 0, "batch_size": N, **strengths}  # fmt: skip
+    data, steps = make_train_data(x, np.zeros(N, np.int64), params, backend, seed=1)
+    assert steps == 1
+    batch = np.asarray(data[0][0] if backend == "idg" else next(iter(data))[0])[..., 0]
+    assert batch.shape == (N, 28, 28)
+    rows, cols = np.mgrid[0:28, 0:28]
+    mass = batch.sum(axis=(1, 2))
+    assert (mass > 0).all(), "the dot was pushed out of the image"
+    return np.stack([(batch * rows).sum((1, 2)) / mass, (batch * cols).sum((1, 2)) / mass], 1)
+
+
+BACKENDS = ["layers", "idg"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shifts_stay_within_range_and_on_their_axis(backend):
+    x = dot_images(14, 14)
+    c = augmented_centroids(backend, x, width_shift_range=0.1)
+    dx, dy = c[:, 1] - 14, c[:, 0] - 14
+    assert np.abs(dy).max() < 0.3  # height_shift_range is 0
+    assert np.abs(dx).max() <= 0.1 * 28 + 0.3
+    assert np.abs(dx).max() > 1.5  # and it does move
+    c = augmented_centroids(backend, x, height_shift_range=0.2)
+    assert np.abs(c[:, 1] - 14).max() < 0.3
+    assert 2.5 < np.abs(c[:, 0] - 14).max() <= 0.2 * 28 + 0.3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rotation_stays_within_degrees(backend):
+    x = dot_images(14, 22)  # on the horizontal axis, 8.5 px right of centre
+    c = augmented_centroids(backend, x, rotation_range=10)
+    angle = np.degrees(np.arctan2(c[:, 0] - CENTER, c[:, 1] - CENTER) - np.arctan2(0.5, 8.5))
+    radius = np.hypot(c[:, 0] - CENTER, c[:, 1] - CENTER)
+    assert np.abs(angle).max() <= 10 + 3
+    assert np.abs(angle).max() > 5
+    assert np.abs(radius - np.hypot(0.5, 8.5)).max() < 0.7
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_zoom_scales_within_range(backend):
+    x = dot_images(14, 22)
+    c = augmented_centroids(backend, x, zoom_range=0.2)
+    scale = (c[:, 1] - CENTER) / (22 - CENTER)
+    assert scale.min() >= 1 / 1.2 - 0.06 and scale.max() <= 1 / 0.8 + 0.06
+    assert np.abs(scale - 1).max() > 0.08
+
+
+@pytest.mark.parametrize("backend", ["layers", "idg", "none"])
+def test_each_epoch_sees_new_transforms_or_none(backend):
+    """repeat() keeps random ops drawing: epoch 2 differs from epoch 1 (except with none)."""
+    x = dot_images(14, 14)
+    params = {"rotation_range": 10, "zoom_range": 0.1, "width_shift_range": 0.1,
+              "height_shift_range": 0.1, "batch_size": N}  # fmt: skip
+    data, _ = make_train_data(x, np.zeros(N, np.int64), params, backend, seed=1)
+    if backend == "idg":
+        first, second = data[0][0], data[0][0]
+    else:
+        it = iter(data)
+        first, second = next(it)[0].numpy(), next(it)[0].numpy()
+    assert np.array_equal(first, second) == (backend == "none")
