@@ -69,7 +69,37 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "--trials",
         type=_at_least(0),
         default=d.trials,
-        help="Optuna trials before training; 0 = the model's default parameters",
+        help=f"Optuna search first, until the study holds this many finished trials in total"
+        f" (default {d.trials}); 0 = no search: the model's defaults, or --study-name's best",
+    )
+    p.add_argument(
+        "--search-epochs",
+        type=_at_least(1),
+        default=d.search_epochs,
+        help=f"epochs per search trial (default {d.search_epochs})",
+    )
+    p.add_argument(
+        "--search-folds",
+        type=_at_least(1),
+        default=d.search_folds,
+        help=f"folds each search trial trains and validates (default {d.search_folds})",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds after which the search starts no new trial (default: none)",
+    )
+    p.add_argument(
+        "--study-name",
+        default="",
+        help="Optuna study to search or, with --trials 0, to train from (default: MODEL-search)",
+    )
+    p.add_argument(
+        "--storage",
+        default="",
+        help="Optuna storage URL, e.g. sqlite:///runs/optuna.db or postgresql://user@host/db"
+        " (default: runs/optuna.db)",
     )
     p.add_argument(
         "--model",
@@ -106,17 +136,50 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="deterministic ops: same seed and flags give a byte-identical submission",
     )
     a = p.parse_args(argv)
-    if a.trials:
-        p.error("--trials: the Optuna search is not available yet; use --trials 0")
+    if a.trials and a.model != "cnn":
+        p.error(f"--trials: the search space is for --model cnn; use --trials 0 with {a.model}")
+    if a.timeout is not None and a.timeout <= 0:
+        p.error(f"--timeout: must be positive, got {a.timeout:g}")
     name = a.run_name or f"{a.model}-{datetime.now():%Y%m%d-%H%M%S}"
     if Path(name).name != name or name.startswith("."):
         p.error(f"--run-name: {name!r} must be a plain folder name (no '/' or leading '.')")
     return Config(
         data_dir=a.data_dir.resolve(), folds=a.folds, epochs=a.epochs, patience=a.patience,
-        trials=a.trials, model=a.model, augment=a.augment, seed=a.seed, run_name=name,
+        trials=a.trials, search_epochs=a.search_epochs, search_folds=a.search_folds,
+        timeout=a.timeout, study_name=a.study_name, storage=a.storage,
+        model=a.model, augment=a.augment, seed=a.seed, run_name=name,
         deterministic=a.deterministic, runs_dir=a.runs_dir.resolve(),
         submissions_dir=a.submissions_dir.resolve(),
     )  # fmt: skip
+
+
+def choose_params(cfg: Config, data) -> tuple[dict, str]:
+    """Search, or read a study's best trial, or take the model's defaults; and say which."""
+    from src import search
+    from src.files import write_json
+    from src.params import default_params
+
+    if not cfg.trials and not cfg.study_name:
+        return default_params(cfg.model), f"defaults of --model {cfg.model}"
+    cfg.runs_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite storage
+    if cfg.trials:
+        start = time.perf_counter()
+        study = search.run_search(cfg, data)
+        seconds = time.perf_counter() - start
+    else:
+        study, seconds = search.open_study(cfg, create=False), 0.0
+    params = search.best_params(study)  # before writing anything: it fails on an empty study
+    summary = search.study_summary(study, seconds)
+    search.print_study_summary(summary, params)
+    write_json(cfg.run_dir / "best_params.json", params)
+    write_json(cfg.run_dir / "study.json", summary)
+    if cfg.trials:
+        from src.study_plots import save_study_plots
+
+        for name, result in save_study_plots(study, cfg.run_dir).items():
+            print(f"  plot {name}: {result}")
+        print(f"live view: optuna-dashboard {search.mask_password(cfg.storage_url)}")
+    return params, f"best trial #{summary['best_trial']} of study {study.study_name!r}"
 
 
 def run(cfg: Config) -> None:
@@ -135,16 +198,15 @@ def run(cfg: Config) -> None:
     from src import cv, report
     from src.ensemble import accuracy, average_predictions
     from src.files import atomic_path
-    from src.params import default_params
     from src.submission import check_submission, make_submission, submit_command, write_submission
     from src.train import configure_determinism
 
     configure_determinism(cfg.deterministic)
-    params = default_params(cfg.model)
+    params, origin = choose_params(cfg, data)
     cv.prepare_run_dir(cfg, params)
     print(
         f"run: {cfg.run_name}  model: {cfg.model}  augment: {cfg.augment}"
-        f"  folds: {cfg.folds}  epochs: {cfg.epochs}",
+        f"  folds: {cfg.folds}  epochs: {cfg.epochs}  params: {origin}",
         flush=True,
     )
     results = cv.run_cv(cfg, params, data)

@@ -14,7 +14,12 @@ class Config:
     folds: int = 5  # stratified k-fold: K models, each validated on its own 1/K of train.csv
     epochs: int = 30  # per fold; early stopping on the fold's validation part may end sooner
     patience: int = 10  # epochs without a better val_loss before a fold stops (best restored)
-    trials: int = 0  # Optuna trials before the final training; 0 = use the model's defaults
+    trials: int = 20  # Optuna study's total finished trials before training; 0 = no search
+    search_epochs: int = 10  # epochs per search trial (cheaper than the final training)
+    search_folds: int = 1  # folds each trial trains and validates (of the K above)
+    timeout: float | None = None  # stop starting new trials after this many seconds
+    study_name: str = ""  # Optuna study; "" = "<model>-search"
+    storage: str = ""  # Optuna RDB URL; "" = SQLite file runs/optuna.db
     model: str = "cnn"  # architecture: "cnn" (default) or "seed" (the write-up's 4-layer net)
     augment: str = "layers"  # "layers" (tf.data + preprocessing layers), "idg" or "none"
     seed: int = 42  # folds, weight init, shuffling and augmentation all derive from it
@@ -27,6 +32,14 @@ class Config:
     @property
     def run_dir(self) -> Path:
         return self.runs_dir / self.run_name
+
+    @property
+    def study(self) -> str:
+        return self.study_name or f"{self.model}-search"
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{self.runs_dir / 'optuna.db'}"
 
     def training_settings(self) -> dict:
         """What decides a run's models: a resumed run must match it to reuse finished folds."""

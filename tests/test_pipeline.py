@@ -11,7 +11,7 @@ import pytest
 
 from conftest import Runner, write_slice
 
-FLAGS = ["--folds", "2", "--epochs", "5", "--seed", "7", "--deterministic"]
+FLAGS = ["--folds", "2", "--epochs", "5", "--trials", "0", "--seed", "7", "--deterministic"]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,169 @@
+"""Optuna search: a real study in a real SQLite file, tiny budgets, feeding the real ensemble."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import optuna
+import pytest
+
+from conftest import Runner, write_slice
+from src import search
+from src.config import ROOT, Config
+from src.data import load_digits
+
+TINY = ["--folds", "2", "--epochs", "1", "--search-epochs", "2", "--seed", "3"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, sample_frames):
+    """One 3-trial search + ensemble, shared by the tests that inspect it."""
+    root = tmp_path_factory.mktemp("search")
+    data = write_slice(root / "data", sample_frames, 600, 100)
+    runner = Runner(root, capsys=None)
+    storage = f"sqlite:///{root / 'study.db'}"
+    return runner, data, storage
+
+
+def call(runner, capsys, *args):
+    runner.capsys = capsys
+    return runner(*args)
+
+
+def test_three_trial_search_feeds_the_ensemble_and_plots(searched, capsys):
+    runner, data, storage = searched
+    args = ["--data-dir", str(data), *TINY, "--trials", "3", "--storage", storage]
+    code, out, err = call(runner, capsys, *args, "--study-name", "s", "--run-name", "r")
+    assert code == 0, err
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert len(study.get_trials(states=search.FINISHED)) == 3
+    run = runner.runs / "r"
+    best = json.loads((run / "best_params.json").read_text())
+    assert best == study.best_trial.user_attrs["params"]
+    # the final folds were built from exactly those parameters
+    assert json.loads((run / "config.json").read_text())["params"] == best
+    model = keras.saving.load_model(run / "fold_1" / "model.keras")
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs[0].filters == best["filters"] and convs[0].kernel_size[0] == best["kernel_size"]
+    for name in ("optimization_history", "intermediate_values", "timeline", "slice",
+                 "parallel_coordinate", "param_importances", "contour"):  # fmt: skip
+        png = (run / f"study_{name}.png").read_bytes()
+        assert png.startswith(PNG) and len(png) > 5_000, name
+    assert "3 complete, 0 pruned, 0 failed" in out
+    assert f"optuna-dashboard {storage}" in out
+    assert "best trial #" in out
+
+
+def test_trials_zero_trains_from_a_named_study(searched, capsys):
+    runner, data, storage = searched
+    args = ["--data-dir", str(data), *TINY, "--trials", "0", "--storage", storage]
+    code, out, err = call(runner, capsys, *args, "--study-name", "s", "--run-name", "r0")
+    assert code == 0, err
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert len(study.trials) == 3  # no new trials
+    params = json.loads((runner.runs / "r0" / "config.json").read_text())["params"]
+    assert params == study.best_trial.user_attrs["params"]
+    assert f"best trial #{study.best_trial.number} of study 's'" in out
+
+
+@pytest.mark.parametrize(
+    "flags, fragments, secret",
+    [
+        (["--study-name", "nope", "--trials", "0"], ["'nope'", "no such study"], None),
+        (["--storage", "notadb://x", "--trials", "1"], ["--storage notadb://x"], None),
+        (
+            ["--storage", "postgresql://me:hunter2@127.0.0.1:9/db", "--trials", "1"],
+            ["--storage postgresql://me:***@127.0.0.1:9/db", "cannot open"],
+            "hunter2",
+        ),
+    ],
+)
+def test_bad_study_or_storage_exit_2_without_secrets(searched, capsys, flags, fragments, secret):
+    runner, data, storage = searched
+    flags = flags if "--storage" in flags else [*flags, "--storage", storage]
+    code, out, err = call(runner, capsys, "--data-dir", str(data), *TINY, *flags)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    for fragment in fragments:
+        assert fragment in err
+    if secret:
+        assert secret not in out + err
+
+
+def search_config(tmp_path, data_dir, **kw) -> Config:
+    base = dict(data_dir=data_dir, folds=2, search_epochs=2, trials=3, seed=0,
+                runs_dir=tmp_path, storage=f"sqlite:///{tmp_path / 'db.sqlite'}")  # fmt: skip
+    return Config(**{**base, **kw})
+
+
+def test_aggressive_pruner_prunes_and_steps_continue_across_folds(tmp_path, small_dir):
+    data = load_digits(small_dir)
+    cfg = search_config(tmp_path, small_dir, study_name="prune")
+    study = search.run_search(cfg, data, pruner=optuna.pruners.ThresholdPruner(lower=0.999))
+    pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
+    assert len(pruned) == 3
+    assert all(list(t.intermediate_values) == [0] for t in pruned)  # stopped at the first epoch
+
+    cfg = search_config(tmp_path, small_dir, study_name="steps", search_folds=2, trials=1)
+    study = search.run_search(cfg, data, pruner=optuna.pruners.NopPruner())
+    (trial,) = study.trials
+    assert sorted(trial.intermediate_values) == [0, 1, 2, 3]  # 2 folds x 2 epochs, no repeats
+
+
+def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path, small_dir, monkeypatch):
+    real, calls = search.build_model, []
+
+    def out_of_memory_once(params):
+        calls.append(params)
+        if len(calls) == 1:
+            raise MemoryError("simulated: this configuration does not fit")
+        return real(params)
+
+    monkeypatch.setattr(search, "build_model", out_of_memory_once)
+    cfg = search_config(tmp_path, small_dir, study_name="fail", trials=2, search_epochs=1)
+    study = search.run_search(cfg, load_digits(small_dir))
+    summary = search.study_summary(study, 0.0)
+    assert (summary["failed"], summary["complete"]) == (1, 1)
+    assert study.trials[0].state == optuna.trial.TrialState.FAIL
+
+
+def test_search_resumes_after_sigkill(tmp_path, small_dir):
+    storage = f"sqlite:///{tmp_path / 'kill.db'}"
+    cmd = [
+        sys.executable, str(ROOT / "run.py"), "--data-dir", str(small_dir), *TINY,
+        "--search-epochs", "1", "--trials", "4", "--storage", storage, "--study-name", "k",
+        "--run-name", "k", "--runs-dir", str(tmp_path / "runs"),
+        "--submissions-dir", str(tmp_path / "subs"),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    complete = []
+    deadline = time.monotonic() + 180
+    try:
+        while not complete and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+            try:
+                study = optuna.load_study(study_name="k", storage=storage)
+            except KeyError:
+                continue  # the study is not created yet
+            complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert complete, "no trial completed before the deadline"
+    before = {t.number: (t.value, t.datetime_complete) for t in complete}
+
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = optuna.load_study(study_name="k", storage=storage)
+    assert len(study.get_trials(states=search.FINISHED)) == 4  # --trials is the study's total
+    after = {t.number: (t.value, t.datetime_complete) for t in study.trials}
+    for number, record in before.items():
+        assert after[number] == record  # completed trials are kept, never rerun
+    assert (tmp_path / "subs" / "submission.csv").exists()
