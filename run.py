@@ -17,7 +17,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from src.config import Config
+from src.config import AUGMENT_BACKENDS, Config
 from src.data import load_digits, show
 from src.errors import UserError
 from src.params import DEFAULTS
@@ -109,10 +109,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     p.add_argument(
         "--augment",
-        choices=("layers", "idg", "none"),
+        choices=AUGMENT_BACKENDS,
         default=d.augment,
-        help="augmentation backend: Keras preprocessing layers in tf.data, Keras's"
-        f" ImageDataGenerator, or none (default {d.augment})",
+        help="augmentation backend: one-pass affine warp in tf.data, Keras preprocessing"
+        f" layers in tf.data, Keras's ImageDataGenerator, or none (default {d.augment})",
     )
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     p.add_argument(

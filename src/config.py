@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository: every default path hangs off it
+AUGMENT_BACKENDS = ("affine", "layers", "idg", "none")  # see src/augment.py
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Config:
     study_name: str = ""  # Optuna study; "" = "<model>-search"
     storage: str = ""  # Optuna RDB URL; "" = SQLite file runs/optuna.db
     model: str = "cnn"  # architecture: "cnn" (default) or "seed" (the write-up's 4-layer net)
-    augment: str = "layers"  # "layers" (tf.data + preprocessing layers), "idg" or "none"
+    augment: str = "layers"  # one of AUGMENT_BACKENDS
     seed: int = 42  # folds, weight init, shuffling and augmentation all derive from it
     run_name: str = ""  # folder under runs_dir; the same name resumes that run
     deterministic: bool = False  # op-level determinism: byte-identical reruns on CPU

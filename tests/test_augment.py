@@ -35,7 +35,7 @@ def augmented_centroids(backend: str, x: np.ndarray, **strengths) -> np.ndarray:
     return np.stack([(batch * rows).sum((1, 2)) / mass, (batch * cols).sum((1, 2)) / mass], 1)
 
 
-BACKENDS = ["layers", "idg"]
+BACKENDS = ["affine", "layers", "idg"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -71,7 +71,7 @@ def test_zoom_scales_within_range(backend):
     assert np.abs(scale - 1).max() > 0.08
 
 
-@pytest.mark.parametrize("backend", ["layers", "idg", "none"])
+@pytest.mark.parametrize("backend", ["affine", "layers", "idg", "none"])
 def test_each_epoch_sees_new_transforms_or_none(backend):
     """repeat() keeps random ops drawing: epoch 2 differs from epoch 1 (except with none)."""
     x = dot_images(14, 14)

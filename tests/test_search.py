@@ -17,6 +17,7 @@ from conftest import Runner, write_slice
 from src import search
 from src.config import ROOT, Config
 from src.data import load_digits
+from src.study_plots import save_study_plots
 
 TINY = ["--folds", "2", "--epochs", "1", "--search-epochs", "2", "--seed", "3"]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -167,3 +168,20 @@ def test_search_resumes_after_sigkill(tmp_path, small_dir):
     for number, record in before.items():
         assert after[number] == record  # completed trials are kept, never rerun
     assert (tmp_path / "subs" / "submission.csv").exists()
+
+
+def test_plots_needing_more_trials_are_skipped_with_a_note(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    dist = optuna.distributions.FloatDistribution(0.1, 0.5)
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"dropout": 0.3}, distributions={"dropout": dist}, value=0.9,
+            intermediate_values={0: 0.5, 1: 0.9},
+        )
+    )  # fmt: skip
+    result = save_study_plots(study, tmp_path)
+    assert result["param_importances"].startswith("skipped: needs 2 complete trials")
+    assert result["contour"].startswith("skipped")
+    assert result["optimization_history"] == "study_optimization_history.png"
+    assert (tmp_path / "study_optimization_history.png").read_bytes().startswith(PNG)
+    assert not (tmp_path / "study_param_importances.png").exists()
