@@ -231,11 +231,19 @@ def run(cfg: Config) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 on success, 2 on a user error (one line on stderr, no traceback)."""
+    cfg = parse_args(argv)
     try:
-        run(parse_args(argv))
+        run(cfg)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: finished folds and trials are kept; add --run-name {cfg.run_name}"
+            " to the same command to continue",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+
 def build_augmenter(params: dict, seed: int | None = None) -> keras.Sequential:
     """Preprocessing layers equivalent to ImageDataGenerator(rotation, zoom, shifts)."""
     rot, zoom = params["rotation_range"], params["zoom_range"]

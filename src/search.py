@@ -6,25 +6,24 @@ folds and validates on one (`search_folds` of them, each cheaper than the final 
 `search_epochs` epochs), reporting validation accuracy per epoch to the pruner.
 
 Studies live in an Optuna RDB storage (SQLite in runs/ by default, any SQLAlchemy URL works), so
-a stopped search resumes where it stopped and several processes can share one study.
+a stopped search resumes where it stopped and several processes can share one study. Each trial
+runs in a fresh process (`src/objective.py` says why).
 """
 
 from __future__ import annotations
 
-import gc
-from dataclasses import dataclass
+import multiprocessing
+import os
+import time
+import warnings
 
-import keras
-import numpy as np
 import optuna
+from tqdm.auto import tqdm
 
 from src.config import Config
-from src.cv import make_folds
 from src.data import Digits
 from src.errors import UserError
-from src.model import build_model
 from src.params import AUGMENT_DEFAULTS, default_params
-from src.train import fit_model
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 HEARTBEAT_S = 10  # a trial whose process died is marked failed after GRACE_S without a beat
@@ -53,65 +52,6 @@ def suggest_params(trial: optuna.Trial) -> dict:
     return params
 
 
-class PruneOnPlateau(keras.callbacks.Callback):
-    """Report val_accuracy to Optuna each epoch and stop the trial when the pruner says so.
-
-    Hand-written rather than optuna_integration's KerasPruningCallback because a trial spans
-    several folds: steps continue across them (`offset`), so Optuna never sees a step twice.
-    """
-
-    def __init__(self, trial: optuna.Trial, offset: int):
-        super().__init__()
-        self.trial, self.offset = trial, offset
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.trial.report(float(logs["val_accuracy"]), self.offset + epoch)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {self.offset + epoch}")
-
-
-@dataclass
-class Objective:
-    """Mean validation accuracy of a trial's parameters over the first `search_folds` folds.
-
-    Holds the data, loaded and validated once per process, not once per trial.
-    """
-
-    cfg: Config
-    data: Digits
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        keras.backend.clear_session()  # each trial starts from a clean Keras session
-        keras.utils.set_random_seed(self.cfg.seed + trial.number)
-        params = suggest_params(trial)
-        trial.set_user_attr("params", params)  # the full dict, fixed values included
-        folds = make_folds(self.data.y_train, self.cfg.folds, self.cfg.seed)
-        x, y = self.data.x_train, self.data.y_train
-        scores = []
-        try:
-            for fold in range(min(self.cfg.search_folds, self.cfg.folds)):
-                train, val = folds != fold, folds == fold
-                model = build_model(params)
-                history = fit_model(
-                    model,
-                    params,
-                    (x[train], y[train]),
-                    (x[val].astype("float32"), y[val]),
-                    epochs=self.cfg.search_epochs,
-                    patience=self.cfg.patience,
-                    augment=self.cfg.augment,
-                    seed=self.cfg.seed + fold,
-                    callbacks=[PruneOnPlateau(trial, fold * self.cfg.search_epochs)],
-                    verbose=0,
-                )
-                scores.append(max(history.history["val_accuracy"]))
-                del model, history
-        finally:
-            keras.backend.clear_session()  # free this trial's models before the next
-            gc.collect()
-        return float(np.mean(scores))
-
-
 def mask_password(url: str) -> str:
     """A storage URL safe to print: the password replaced by ***."""
     try:
@@ -122,15 +62,23 @@ def mask_password(url: str) -> str:
         return url.split("@")[-1] if "@" in url else url
 
 
+def default_pruner() -> optuna.pruners.BasePruner:
+    """Prune a trial below the median of earlier trials at the same step, after a warm-up."""
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
+
+
 def open_study(cfg: Config, create: bool, pruner: optuna.pruners.BasePruner | None = None):
-    """Load (or create) the study `cfg.study` in `cfg.storage_url`."""
+    """Load (or create) the study `cfg.study` in `cfg.storage_url`.
+
+    The sampler is seeded with the seed plus the number of trials so far: every trial process
+    draws differently, and a rerun of the same search draws the same.
+    """
     try:
-        storage = optuna.storages.RDBStorage(
-            cfg.storage_url,
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
-            failed_trial_callback=None,
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(
+                cfg.storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            )
     except Exception as e:  # bad URL, missing driver, unreachable server
         reason = (
             str(e).splitlines()[0][:200].replace(cfg.storage_url, mask_password(cfg.storage_url))
@@ -139,23 +87,26 @@ def open_study(cfg: Config, create: bool, pruner: optuna.pruners.BasePruner | No
             f"--storage {mask_password(cfg.storage_url)}: cannot open ({reason});"
             " pass an SQLAlchemy URL such as sqlite:///runs/optuna.db"
         ) from None
+    pruner = pruner or default_pruner()
     if not create:
         try:
-            return optuna.load_study(study_name=cfg.study, storage=storage, pruner=pruner)
+            study = optuna.load_study(study_name=cfg.study, storage=storage, pruner=pruner)
         except KeyError:
             names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
             raise UserError(
                 f"--study-name {cfg.study!r}: no such study in {mask_password(cfg.storage_url)}"
                 f" (it has: {', '.join(names) or 'none'}); search first with --trials N"
             ) from None
-    return optuna.create_study(
-        study_name=cfg.study,
-        storage=storage,
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=cfg.seed),
-        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
-        load_if_exists=True,
-    )
+    else:
+        study = optuna.create_study(
+            study_name=cfg.study,
+            storage=storage,
+            direction="maximize",
+            pruner=pruner,
+            load_if_exists=True,
+        )
+    study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials))
+    return study
 
 
 def count(study: optuna.Study, states=FINISHED) -> int:
@@ -172,17 +123,27 @@ def run_search(cfg: Config, data: Digits, pruner=None) -> optuna.Study:
         f" trials, {todo} to go (--trials is the study's total)",
         flush=True,
     )
-    if todo:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it all
-        study.optimize(
-            Objective(cfg, data),
-            n_trials=todo,
-            timeout=cfg.timeout,
-            callbacks=[optuna.study.MaxTrialsCallback(cfg.trials, states=FINISHED)],
-            catch=(Exception,),  # a failing config (e.g. out of memory) is recorded, not fatal
-            gc_after_trial=True,
-            show_progress_bar=True,
-        )
+    from src import objective  # fails here, not in every trial process, if it cannot import
+
+    spawn = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited TF state
+    start = time.monotonic()
+    with tqdm(total=todo, desc="trials", unit="trial") as bar:
+        for _ in range(todo):  # failed trials use up attempts too: a broken space cannot loop
+            if count(study) >= cfg.trials:  # other workers on the same study got there first
+                break
+            if cfg.timeout and time.monotonic() - start > cfg.timeout:
+                print(f"search: --timeout {cfg.timeout:g} s reached", flush=True)
+                break
+            child = spawn.Process(
+                target=objective.run_trials, args=(cfg, data, pruner, os.getpid())
+            )
+            child.start()
+            child.join()
+            if child.exitcode:
+                print(f"search: a trial process exited with code {child.exitcode}", flush=True)
+            bar.update(1)
+            if count(study, (optuna.trial.TrialState.COMPLETE,)):
+                bar.set_postfix(best=f"{study.best_value:.4f}", trial=study.best_trial.number)
     return study
 
 

@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from conftest import Runner, write_slice
-from src import search
+from src import objective, search
 from src.config import ROOT, Config
 from src.data import load_digits
 from src.study_plots import save_study_plots
@@ -107,19 +107,22 @@ def search_config(tmp_path, data_dir, **kw) -> Config:
 def test_aggressive_pruner_prunes_and_steps_continue_across_folds(tmp_path, small_dir):
     data = load_digits(small_dir)
     cfg = search_config(tmp_path, small_dir, study_name="prune")
-    study = search.run_search(cfg, data, pruner=optuna.pruners.ThresholdPruner(lower=0.999))
+    search.open_study(cfg, create=True)
+    objective.run_trials(cfg, data, optuna.pruners.ThresholdPruner(lower=0.999), n_trials=3)
+    study = optuna.load_study(study_name="prune", storage=cfg.storage_url)
     pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
     assert len(pruned) == 3
     assert all(list(t.intermediate_values) == [0] for t in pruned)  # stopped at the first epoch
 
     cfg = search_config(tmp_path, small_dir, study_name="steps", search_folds=2, trials=1)
-    study = search.run_search(cfg, data, pruner=optuna.pruners.NopPruner())
-    (trial,) = study.trials
+    search.open_study(cfg, create=True)
+    objective.run_trials(cfg, data, optuna.pruners.NopPruner())
+    (trial,) = optuna.load_study(study_name="steps", storage=cfg.storage_url).trials
     assert sorted(trial.intermediate_values) == [0, 1, 2, 3]  # 2 folds x 2 epochs, no repeats
 
 
 def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path, small_dir, monkeypatch):
-    real, calls = search.build_model, []
+    real, calls = objective.build_model, []
 
     def out_of_memory_once(params):
         calls.append(params)
@@ -127,9 +130,11 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path, small_dir, mon
             raise MemoryError("simulated: this configuration does not fit")
         return real(params)
 
-    monkeypatch.setattr(search, "build_model", out_of_memory_once)
+    monkeypatch.setattr(objective, "build_model", out_of_memory_once)
     cfg = search_config(tmp_path, small_dir, study_name="fail", trials=2, search_epochs=1)
-    study = search.run_search(cfg, load_digits(small_dir))
+    search.open_study(cfg, create=True)
+    objective.run_trials(cfg, load_digits(small_dir), n_trials=2)
+    study = optuna.load_study(study_name="fail", storage=cfg.storage_url)
     summary = search.study_summary(study, 0.0)
     assert (summary["failed"], summary["complete"]) == (1, 1)
     assert study.trials[0].state == optuna.trial.TrialState.FAIL
