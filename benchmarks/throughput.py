@@ -1,0 +1,74 @@
+"""Training throughput (images/s) of the default model with each augmentation backend, versus
+the same model fitted on in-memory arrays with no augmentation, measured in one process.
+
+    python benchmarks/throughput.py [--epochs 4] [--rows 6400]
+
+Each variant trains a fresh model; the first epoch (tracing, warm-up) is not timed and the
+median epoch of the rest is. Ends with `RESULT baseline_img_s=... affine_ratio=... ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from src.config import ROOT  # noqa: E402
+from src.data import load_digits  # noqa: E402
+from src.model import build_model  # noqa: E402
+from src.params import default_params  # noqa: E402
+from src.train import compile_model, fit_model  # noqa: E402
+
+
+class EpochTimes(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times = getattr(self, "times", []) + [time.perf_counter() - self.start]
+
+
+def measure(variant: str, x, y, params, epochs: int) -> float:
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    model, timer = build_model(params), EpochTimes()
+    if variant == "baseline":  # plain model.fit on arrays: Keras's own input pipeline
+        compile_model(model, params, int(np.ceil(len(x) / params["batch_size"])), epochs)
+        model.fit(x.astype("float32"), y, batch_size=params["batch_size"], epochs=epochs,
+                  callbacks=[timer], verbose=0)  # fmt: skip
+    else:
+        val = (x[:256].astype("float32"), y[:256])
+        fit_model(model, params, (x, y), val, epochs=epochs, patience=epochs, augment=variant,
+                  seed=0, callbacks=[timer], verbose=0)  # fmt: skip
+    return len(x) / float(np.median(timer.times[1:]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--rows", type=int, default=6400)
+    a = p.parse_args()
+    data = load_digits(ROOT / "input" / "sample")
+    x, y = data.x_train[: a.rows], data.y_train[: a.rows]
+    params = default_params("cnn")
+    rates = {
+        v: measure(v, x, y, params, a.epochs) for v in ("baseline", "affine", "layers", "idg")
+    }
+    print(f"command: python benchmarks/throughput.py --epochs {a.epochs} --rows {a.rows}")
+    print("variant    images/s  ratio to baseline")
+    for variant, rate in rates.items():
+        print(f"{variant:9s} {rate:9.0f}  {rate / rates['baseline']:.3f}")
+    ratios = " ".join(
+        f"{v}_ratio={r / rates['baseline']:.3f}" for v, r in rates.items() if v != "baseline"
+    )
+    print(f"RESULT baseline_img_s={rates['baseline']:.0f} {ratios}")
+
+
+if __name__ == "__main__":
+    main()
