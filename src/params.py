@@ -28,7 +28,6 @@ DEFAULTS: dict[str, dict] = {
         "learning_rate": 3e-3,
         "schedule": "cosine",
         "batch_size": 64,
-        "label_smoothing": 0.0,
         **AUGMENT_DEFAULTS,
     },
     # The write-up the project started from: 99.10% in under 5 minutes.
@@ -41,7 +40,6 @@ DEFAULTS: dict[str, dict] = {
         "learning_rate": 1e-3,
         "schedule": "plateau",
         "batch_size": 86,
-        "label_smoothing": 0.0,
         **AUGMENT_DEFAULTS,
     },
 }

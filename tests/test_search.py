@@ -17,6 +17,7 @@ from conftest import Runner, write_slice
 from src import objective, search
 from src.config import ROOT, Config
 from src.data import load_digits
+from src.params import default_params
 from src.study_plots import save_study_plots
 
 TINY = ["--folds", "2", "--epochs", "1", "--search-epochs", "2", "--seed", "3"]
@@ -45,6 +46,8 @@ def test_three_trial_search_feeds_the_ensemble_and_plots(searched, capsys):
     assert code == 0, err
     study = optuna.load_study(study_name="s", storage=storage)
     assert len(study.get_trials(states=search.FINISHED)) == 3
+    assert study.trials[0].user_attrs["params"] == default_params("cnn")  # defaults go first
+    assert sorted(study.trials[1].params) == sorted(search.SPACE)
     run = runner.runs / "r"
     best = json.loads((run / "best_params.json").read_text())
     assert best == study.best_trial.user_attrs["params"]
