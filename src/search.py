@@ -139,9 +139,6 @@ def run_search(cfg: Config, data: Digits, pruner=None) -> optuna.Study:
         for _ in range(todo):  # failed trials use up attempts too: a broken space cannot loop
             if count(study) >= cfg.trials:  # other workers on the same study got there first
                 break
-            if cfg.timeout and time.monotonic() - start > cfg.timeout:
-                print(f"search: --timeout {cfg.timeout:g} s reached", flush=True)
-                break
             child = spawn.Process(
                 target=objective.run_trials, args=(cfg, data, pruner, os.getpid())
             )
@@ -152,6 +149,9 @@ def run_search(cfg: Config, data: Digits, pruner=None) -> optuna.Study:
             bar.update(1)
             if count(study, (optuna.trial.TrialState.COMPLETE,)):
                 bar.set_postfix(best=f"{study.best_value:.4f}", trial=study.best_trial.number)
+            if cfg.timeout and time.monotonic() - start > cfg.timeout:
+                print(f"search: --timeout {cfg.timeout:g} s reached", flush=True)
+                break
     return study
 
 

@@ -193,3 +193,10 @@ def test_plots_needing_more_trials_are_skipped_with_a_note(tmp_path):
     assert result["optimization_history"] == "study_optimization_history.png"
     assert (tmp_path / "study_optimization_history.png").read_bytes().startswith(PNG)
     assert not (tmp_path / "study_param_importances.png").exists()
+
+
+def test_timeout_stops_starting_trials(tmp_path, small_dir):
+    cfg = search_config(tmp_path, small_dir, study_name="timeout", trials=5, search_epochs=1,
+                        timeout=0.01)  # fmt: skip
+    study = search.run_search(cfg, load_digits(small_dir))
+    assert len(study.trials) == 1  # the first trial starts; none after the timeout
