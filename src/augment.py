@@ -95,9 +95,9 @@ def make_train_data(x: np.ndarray, y: np.ndarray, params: dict, backend: str, se
     ds = ds.map(lambda a, b: (tf.cast(a, "float32"), b))
     if backend == "layers":
         augment = build_augmenter(params, seed)
-        ds = ds.map(
-            lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE
-        )
+        # One call at a time: parallel calls read the layers' seed state before either advances
+        # it, so two batches could get the same transforms (tests/test_augment.py caught it).
+        ds = ds.map(lambda a, b: (augment(a, training=True), b))
     elif backend == "affine":
         ds = ds.enumerate().map(
             lambda step, ab: (random_affine(ab[0], step, params, seed), ab[1]),
