@@ -154,13 +154,19 @@ def parse_args(argv: list[str] | None = None) -> Config:
 
 
 def choose_params(cfg: Config, data) -> tuple[dict, str]:
-    """Search, or read a study's best trial, or take the model's defaults; and say which."""
+    """Search, or read a study's best trial, or take the model's defaults; and say which.
+
+    The run folder is checked against the chosen parameters before anything is written to it.
+    """
     from src import search
+    from src.cv import prepare_run_dir
     from src.files import write_json
     from src.params import default_params
 
     if not cfg.trials and not cfg.study_name:
-        return default_params(cfg.model), f"defaults of --model {cfg.model}"
+        params = default_params(cfg.model)
+        prepare_run_dir(cfg, params)
+        return params, f"defaults of --model {cfg.model}"
     cfg.runs_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite storage
     if cfg.trials:
         start = time.perf_counter()
@@ -169,6 +175,7 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
     else:
         study, seconds = search.open_study(cfg, create=False), 0.0
     params = search.best_params(study)  # before writing anything: it fails on an empty study
+    prepare_run_dir(cfg, params)  # a resume with other parameters is refused here
     summary = search.study_summary(study, seconds)
     search.print_study_summary(summary, params)
     write_json(cfg.run_dir / "best_params.json", params)
@@ -203,7 +210,6 @@ def run(cfg: Config) -> None:
 
     configure_determinism(cfg.deterministic)
     params, origin = choose_params(cfg, data)
-    cv.prepare_run_dir(cfg, params)
     print(
         f"run: {cfg.run_name}  model: {cfg.model}  augment: {cfg.augment}"
         f"  folds: {cfg.folds}  epochs: {cfg.epochs}  params: {origin}",
