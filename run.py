@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from datetime import datetime
@@ -68,9 +69,29 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument(
         "--trials",
         type=_at_least(0),
-        default=d.trials,
+        default=None,
         help=f"Optuna search first, until the study holds this many finished trials in total"
         f" (default {d.trials}); 0 = no search: the model's defaults, or --study-name's best",
+    )
+    p.add_argument(
+        "--max-trials",
+        type=_at_least(1),
+        default=None,
+        help="hard cap on the study's finished trials over all workers sharing it (Optuna's"
+        " MaxTrialsCallback); alone, also the target that --trials sets (default: --trials)",
+    )
+    p.add_argument(
+        "--n-jobs",
+        type=_at_least(1),
+        default=d.n_jobs,
+        help=f"trials run at a time by this process, each in its own process (default"
+        f" {d.n_jobs}; 2 on a 2-core CPU measured 1.3x as fast, see benchmarks/)",
+    )
+    p.add_argument(
+        "--search-only",
+        action="store_true",
+        help="be one search worker of a shared study: search, print the study summary, train"
+        " nothing (then: --trials 0 --study-name NAME --storage URL trains the ensemble)",
     )
     p.add_argument(
         "--search-epochs",
@@ -122,6 +143,30 @@ def parse_args(argv: list[str] | None = None) -> Config:
         " (default: model and time stamp)",
     )
     p.add_argument(
+        "--report",
+        metavar="RUN_NAME",
+        default="",
+        help="rebuild runs/RUN_NAME/report.html from the run's saved files, no training"
+        " (with --submit: then submit that run's submission)",
+    )
+    p.add_argument(
+        "--submit",
+        action="store_true",
+        help="submit the checked submission with the kaggle CLI"
+        " (pip install -r requirements-kaggle.txt)",
+    )
+    p.add_argument(
+        "-m",
+        "--message",
+        default="",
+        help="submission message (default: run name, folds, model and OOF accuracy)",
+    )
+    p.add_argument(
+        "--competition",
+        default=d.competition,
+        help=f"Kaggle competition to submit to (default {d.competition})",
+    )
+    p.add_argument(
         "--runs-dir", type=Path, default=d.runs_dir, help="where run folders go (default: runs/)"
     )
     p.add_argument(
@@ -136,19 +181,28 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="deterministic ops: same seed and flags give a byte-identical submission",
     )
     a = p.parse_args(argv)
+    if a.trials is None:
+        a.trials = a.max_trials or d.trials
+    if a.search_only and not a.trials:
+        p.error("--search-only: needs trials to run; give --trials N or --max-trials N")
     if a.trials and a.model != "cnn":
         p.error(f"--trials: the search space is for --model cnn; use --trials 0 with {a.model}")
     if a.timeout is not None and a.timeout <= 0:
         p.error(f"--timeout: must be positive, got {a.timeout:g}")
-    name = a.run_name or f"{a.model}-{datetime.now():%Y%m%d-%H%M%S}"
+    if a.report and a.run_name and a.run_name != a.report:
+        p.error("--report names the run itself; leave out --run-name")
+    name = a.report or a.run_name or f"{a.model}-{datetime.now():%Y%m%d-%H%M%S}"
     if Path(name).name != name or name.startswith("."):
-        p.error(f"--run-name: {name!r} must be a plain folder name (no '/' or leading '.')")
+        flag = "--report" if a.report else "--run-name"
+        p.error(f"{flag}: {name!r} must be a plain folder name (no '/' or leading '.')")
     return Config(
         data_dir=a.data_dir.resolve(), folds=a.folds, epochs=a.epochs, patience=a.patience,
-        trials=a.trials, search_epochs=a.search_epochs, search_folds=a.search_folds,
+        trials=a.trials, max_trials=a.max_trials, n_jobs=a.n_jobs, search_only=a.search_only,
+        search_epochs=a.search_epochs, search_folds=a.search_folds,
         timeout=a.timeout, study_name=a.study_name, storage=a.storage,
         model=a.model, augment=a.augment, seed=a.seed, run_name=name,
-        deterministic=a.deterministic, runs_dir=a.runs_dir.resolve(),
+        deterministic=a.deterministic, report=bool(a.report), submit=a.submit,
+        message=a.message, competition=a.competition, runs_dir=a.runs_dir.resolve(),
         submissions_dir=a.submissions_dir.resolve(),
     )  # fmt: skip
 
@@ -180,17 +234,34 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
     search.print_study_summary(summary, params)
     write_json(cfg.run_dir / "best_params.json", params)
     write_json(cfg.run_dir / "study.json", summary)
-    if cfg.trials:
-        from src.study_plots import save_study_plots
+    from src.study_plots import save_study_plots
 
-        for name, result in save_study_plots(study, cfg.run_dir).items():
-            print(f"  plot {name}: {result}")
-        print(f"live view: optuna-dashboard {search.mask_password(cfg.storage_url)}")
+    for name, result in save_study_plots(study, cfg.run_dir).items():
+        print(f"  plot {name}: {result}")
+    print(f"live view: optuna-dashboard {search.mask_password(cfg.storage_url)}")
     return params, f"best trial #{summary['best_trial']} of study {study.study_name!r}"
 
 
-def run(cfg: Config) -> None:
+def search_worker(cfg: Config, data) -> None:
+    """--search-only: run trials of the (shared) study, then say how to train from it."""
+    from src import search
+
+    cfg.runs_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite storage
+    start = time.perf_counter()
+    study = search.run_search(cfg, data)
+    summary = search.study_summary(study, time.perf_counter() - start)
+    search.print_study_summary(summary, search.best_params(study) if summary["complete"] else None)
+    flags = f"--data-dir {show(cfg.data_dir)} --trials 0 --study-name {cfg.study}"
+    if cfg.storage:
+        flags += f" --storage {search.mask_password(cfg.storage)}"
+    print(f"train the ensemble from the study's best trial: python run.py {flags}")
+
+
+def run(cfg: Config, command: str = "") -> None:
     """Validate the data, train the folds, ensemble them, write and check the submission."""
+    if cfg.report:
+        review(cfg)
+        return
     start = time.perf_counter()
     data = load_digits(cfg.data_dir)  # everything the user can get wrong fails here, first
     print(
@@ -200,15 +271,24 @@ def run(cfg: Config) -> None:
     )
 
     # TensorFlow loads only once the data are known to be good: bad input fails in a second.
-    import numpy as np
 
     from src import cv, report
-    from src.ensemble import accuracy, average_predictions
-    from src.files import atomic_path
-    from src.submission import check_submission, make_submission, submit_command, write_submission
+    from src.ensemble import accuracy, average_predictions, save_ensemble
+    from src.kaggle_submit import submit
+    from src.report_page import build_report
+    from src.submission import (
+        check_submission,
+        compare_with_previous,
+        make_submission,
+        submit_command,
+        write_submission,
+    )
     from src.train import configure_determinism
 
     configure_determinism(cfg.deterministic)
+    if cfg.search_only:
+        search_worker(cfg, data)
+        return
     params, origin = choose_params(cfg, data)
     print(
         f"run: {cfg.run_name}  model: {cfg.model}  augment: {cfg.augment}"
@@ -219,27 +299,86 @@ def run(cfg: Config) -> None:
 
     oof = cv.out_of_fold(results, len(data.y_train))
     test_proba = average_predictions([r.test_proba for r in results])
-    with atomic_path(cfg.run_dir / "ensemble.npz") as tmp:
-        np.savez(tmp, oof_proba=oof, test_proba=test_proba)
+    save_ensemble(cfg.run_dir / "ensemble.npz", oof, test_proba, data.x_train, data.y_train)
     sub = make_submission(test_proba.argmax(axis=1))
     check_submission(sub, len(data.x_test), data.sample_ids)
     path = cfg.submissions_dir / "submission.csv"
+    diff = compare_with_previous(sub, path)  # before it is replaced
     write_submission(sub, path, copies=[cfg.submissions_dir / f"{cfg.run_name}.csv"])
 
     test_acc = None if data.test_labels is None else accuracy(data.test_labels, test_proba)
     summary = report.summarize(
         results, accuracy(data.y_train, oof), test_acc, time.perf_counter() - start
     )
+    summary.update(command=command, submission=show(path), previous_diff=diff)
     report.save_summary(summary, cfg.run_dir)
-    message = f"{cfg.run_name}: {cfg.folds}-fold {cfg.model}, OOF {summary['oof_accuracy']:.4f}"
-    report.print_summary(summary, path, cfg.run_dir, submit_command(show(path), message))
+    page = build_report(cfg.run_dir)
+    message = cfg.message or (
+        f"{cfg.run_name}: {cfg.folds}-fold {cfg.model}, OOF {summary['oof_accuracy']:.4f}"
+    )
+    report.print_summary(
+        summary, path, cfg.run_dir, submit_command(show(path), message, cfg.competition)
+    )
+    print(f"report: {show(page)}")
+    if cfg.submit:
+        submit(path, message, cfg.competition)
+
+
+def review(cfg: Config) -> None:
+    """--report RUN: rebuild the run's page; with --submit, check and submit its submission."""
+    from src.report_page import build_report
+
+    start = time.perf_counter()
+    page = build_report(cfg.run_dir)
+    print(f"report: {show(page)} (built in {time.perf_counter() - start:.1f} s)")
+    if cfg.submit:
+        submit_run(cfg)
+
+
+def submit_run(cfg: Config) -> None:
+    """Submit the run-named copy of a finished run's submission, checked again first."""
+    import numpy as np
+    import pandas as pd
+
+    from src.kaggle_submit import submit
+    from src.submission import check_submission, compare_with_previous, describe_diff
+
+    path = cfg.submissions_dir / f"{cfg.run_name}.csv"
+    if not path.exists():
+        raise UserError(f"{show(path)}: no such file; --report --submit sends a run's own copy")
+    with np.load(cfg.run_dir / "ensemble.npz") as z:
+        n_test = len(z["test_proba"])
+    try:
+        sub = pd.read_csv(path)
+        check_submission(sub, n_test, None)
+    except (ValueError, pd.errors.ParserError) as e:
+        raise UserError(f"{show(path)}: not a valid submission ({e}); rerun the run") from None
+    latest = cfg.submissions_dir / "submission.csv"
+    print(f"submission check: {describe_diff(compare_with_previous(sub, latest))}")
+    message = cfg.message or f"{cfg.run_name}: {read_oof(cfg.run_dir)}"
+    submit(path, message, cfg.competition)
+
+
+def read_oof(run_dir: Path) -> str:
+    from src.files import read_json
+
+    return f"OOF {read_json(run_dir / 'summary.json')['oof_accuracy']:.4f}"
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as typed, for the summary and the report, with any storage password masked."""
+    from src.search import mask_password
+
+    masked = [mask_password(arg) if "://" in arg else arg for arg in argv]
+    return shlex.join(["python", "run.py", *masked])
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 on success, 2 on a user error (one line on stderr, no traceback)."""
+    argv = sys.argv[1:] if argv is None else argv
     cfg = parse_args(argv)
     try:
-        run(cfg)
+        run(cfg, command_line(argv))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

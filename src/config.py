@@ -16,6 +16,9 @@ class Config:
     epochs: int = 30  # per fold; early stopping on the fold's validation part may end sooner
     patience: int = 10  # epochs without a better val_loss before a fold stops (best restored)
     trials: int = 20  # Optuna study's total finished trials before training; 0 = no search
+    max_trials: int | None = None  # hard cap on the study's finished trials over all workers
+    n_jobs: int = 1  # trial processes this worker runs at a time
+    search_only: bool = False  # a search worker: no training; the ensemble comes from --trials 0
     search_epochs: int = 10  # epochs per search trial (cheaper than the final training)
     search_folds: int = 1  # folds each trial trains and validates (of the K above)
     timeout: float | None = None  # stop starting new trials after this many seconds
@@ -27,6 +30,10 @@ class Config:
     run_name: str = ""  # folder under runs_dir; the same name resumes that run
     deterministic: bool = False  # op-level determinism: byte-identical reruns on CPU
     tta: bool = False  # also average predictions over a few augmented copies of test.csv
+    report: bool = False  # only rebuild run_name's report.html from its saved files
+    submit: bool = False  # send the submission with the kaggle CLI at the end
+    message: str = ""  # the submission's message; "" = run name, folds, model and OOF accuracy
+    competition: str = "digit-recognizer"
     runs_dir: Path = ROOT / "runs"  # per-run artifacts (gitignored)
     submissions_dir: Path = ROOT / "submissions"
 
@@ -37,6 +44,11 @@ class Config:
     @property
     def study(self) -> str:
         return self.study_name or f"{self.model}-search"
+
+    @property
+    def trial_target(self) -> int:
+        """Finished (complete or pruned) trials the study must hold when this worker stops."""
+        return min(self.trials, self.max_trials) if self.max_trials else self.trials
 
     @property
     def storage_url(self) -> str:

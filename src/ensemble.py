@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
+
+from src.files import atomic_path
 
 PREDICT_BATCH = 1024  # inference only: large batches amortise per-step overhead
 
@@ -23,3 +27,17 @@ def average_predictions(probas: list[np.ndarray]) -> np.ndarray:
 def accuracy(labels: np.ndarray, proba: np.ndarray) -> float:
     """Share of rows whose most probable class is the label."""
     return float(np.mean(proba.argmax(axis=1) == labels))
+
+
+def save_ensemble(
+    path: Path, oof: np.ndarray, test_proba: np.ndarray, x_train: np.ndarray, y_train: np.ndarray
+) -> None:
+    """ensemble.npz: the probabilities, the labels, and the out-of-fold mistakes' images.
+
+    The mistakes are ordered most confident first; with them the report needs no data files.
+    """
+    wrong = np.flatnonzero(oof.argmax(axis=1) != y_train)
+    wrong = wrong[np.argsort(-oof[wrong].max(axis=1), kind="stable")]
+    with atomic_path(path) as tmp:
+        np.savez(tmp, oof_proba=oof, test_proba=test_proba, y_train=y_train,
+                 wrong_rows=wrong, wrong_images=x_train[wrong])  # fmt: skip

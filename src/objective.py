@@ -22,7 +22,7 @@ from src.config import Config
 from src.cv import make_folds
 from src.data import Digits
 from src.model import build_model
-from src.search import FINISHED, open_study, suggest_params
+from src.search import FINISHED, TAKEN, count, open_study, suggest_params, worker_id
 from src.train import fit_model
 
 
@@ -43,6 +43,10 @@ class PruneOnPlateau(keras.callbacks.Callback):
             raise optuna.TrialPruned(f"pruned at step {self.offset + epoch}")
 
 
+class SurplusTrial(Exception):
+    """This trial was created after the study's cap was taken by other workers' trials."""
+
+
 @dataclass
 class Objective:
     """Mean validation accuracy of a trial's parameters over the first `search_folds` folds.
@@ -52,8 +56,11 @@ class Objective:
 
     cfg: Config
     data: Digits
+    worker: str = ""  # host:pid of the search process, recorded on every trial it runs
 
     def __call__(self, trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", self.worker or worker_id(os.getpid()))
+        self.check_cap(trial)
         keras.backend.clear_session()  # each trial starts from a clean Keras session
         keras.utils.set_random_seed(self.cfg.seed + trial.number)
         params = suggest_params(trial)
@@ -84,6 +91,21 @@ class Objective:
             gc.collect()
         return float(np.mean(scores))
 
+    def check_cap(self, trial: optuna.Trial) -> None:
+        """Fail this trial before any work if the trials numbered before it fill the cap.
+
+        Trial numbers are handed out under a lock on the study's row, so every trial numbered
+        below this one is already visible: two workers racing for the last slot cannot both win.
+        """
+        ahead = [t for t in trial.study.get_trials(deepcopy=False, states=TAKEN)
+                 if t.number < trial.number]  # fmt: skip
+        if len(ahead) >= self.cfg.trial_target:
+            trial.set_user_attr("surplus", True)
+            raise SurplusTrial(
+                f"trial {trial.number} not run: {len(ahead)} trials before it already fill the"
+                f" study's cap of {self.cfg.trial_target}"
+            )
+
 
 def _die_with_parent(parent: int) -> None:
     """Linux: end this process when the search process dies (e.g. kill -9), no orphan trials."""
@@ -96,19 +118,22 @@ def _die_with_parent(parent: int) -> None:
 
 
 def run_trials(
-    cfg: Config, data: Digits, pruner=None, parent: int | None = None, n_trials: int = 1
+    cfg: Config, data: Digits, pruner=None, worker: str = "", n_trials: int = 1
 ) -> None:
     """Run `n_trials` trials of the study against its shared storage (a trial process's body).
 
-    `parent` is the pid of the search process to die with; None when called in-process.
+    `worker` is the host:pid of the search process that started this one, to die with it;
+    "" when called in-process.
     """
-    if parent is not None:
-        _die_with_parent(parent)
+    if worker:
+        _die_with_parent(int(worker.rsplit(":", 1)[1]))
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search process shows progress
     study = open_study(cfg, create=False, pruner=pruner)
+    if count(study, TAKEN) >= cfg.trial_target:  # other workers took the slot meanwhile
+        return
     study.optimize(
-        Objective(cfg, data),
+        Objective(cfg, data, worker),
         n_trials=n_trials,
-        callbacks=[optuna.study.MaxTrialsCallback(cfg.trials, states=FINISHED)],
+        callbacks=[optuna.study.MaxTrialsCallback(cfg.trial_target, states=FINISHED)],
         catch=(Exception,),  # a failing config (e.g. out of memory) is recorded, not fatal
     )

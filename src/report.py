@@ -7,6 +7,7 @@ import shlex
 from src.cv import FoldResult
 from src.data import show
 from src.files import write_json
+from src.submission import describe_diff
 
 
 def summarize(
@@ -49,6 +50,7 @@ def print_summary(summary: dict, submission, run_dir, command: list[str]) -> Non
         print(f"test accuracy on solution.csv: {summary['test_accuracy']:.4f}")
     print(f"wall time: {summary['seconds']:.0f} s")
     print(f"submission: {show(submission)}  (run folder: {show(run_dir)})")
+    print(f"submission check: {describe_diff(summary.get('previous_diff'))}")
     print(f"submit it:  {shlex.join(command)}")
 
 

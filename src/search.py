@@ -13,7 +13,9 @@ runs in a fresh process (`src/objective.py` says why).
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
+import socket
 import time
 import warnings
 
@@ -26,9 +28,10 @@ from src.errors import UserError
 from src.params import AUGMENT_DEFAULTS, default_params
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-HEARTBEAT_S = 10  # a trial whose process died is marked failed after GRACE_S without a beat
-GRACE_S = 30
-
+TAKEN = (*FINISHED, optuna.trial.TrialState.RUNNING)  # trials that count against the cap
+HEARTBEAT_S = 5  # a trial whose process died is marked failed after GRACE_S without a beat
+GRACE_S = 20
+POLL_S = 2  # how often a worker looks again while other workers finish the last trials
 
 SPACE = (
     "filters", "kernel_size", "dense_units", "dropout", "batch_norm", "optimizer",
@@ -103,13 +106,16 @@ def open_study(cfg: Config, create: bool, pruner: optuna.pruners.BasePruner | No
                 f" (it has: {', '.join(names) or 'none'}); search first with --trials N"
             ) from None
     else:
-        study = optuna.create_study(
-            study_name=cfg.study,
-            storage=storage,
-            direction="maximize",
-            pruner=pruner,
-            load_if_exists=True,
-        )
+        try:
+            study = optuna.create_study(
+                study_name=cfg.study, storage=storage, direction="maximize", pruner=pruner
+            )
+            # Only the worker that created the study gets here: trial 0 scores the hand-tuned
+            # defaults (exactly once however many workers start), so the search can only
+            # improve on them.
+            study.enqueue_trial({k: v for k, v in default_params("cnn").items() if k in SPACE})
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(study_name=cfg.study, storage=storage, pruner=pruner)
     study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials))
     return study
 
@@ -119,40 +125,81 @@ def count(study: optuna.Study, states=FINISHED) -> int:
 
 
 def run_search(cfg: Config, data: Digits, pruner=None) -> optuna.Study:
-    """Run trials until the study holds `cfg.trials` finished (complete or pruned) trials."""
+    """Run trials until the study holds `cfg.trial_target` finished (complete or pruned) trials.
+
+    Any number of workers (processes, machines) may run this against one study: a worker starts
+    a trial only while finished + running trials are below the target, and when the remaining
+    slots are other workers' running trials it waits for them, taking a slot over if that trial
+    fails or its worker dies. Each trial also checks the cap once it holds its trial number
+    (`objective.Objective`), so workers racing for the last slot cannot overshoot.
+    """
+    target = cfg.trial_target
     study = open_study(cfg, create=True, pruner=pruner)
-    if not study.trials:
-        # Trial 0 scores the hand-tuned defaults: the search can only improve on them.
-        study.enqueue_trial({k: v for k, v in default_params("cnn").items() if k in SPACE})
     done = count(study)
-    todo = max(0, cfg.trials - done)
     print(
         f"search: study {cfg.study!r} in {mask_password(cfg.storage_url)}: {done} finished"
-        f" trials, {todo} to go (--trials is the study's total)",
+        f" trials, {max(0, target - done)} to go (the target {target} is the study's total over"
+        " all workers)",
         flush=True,
     )
     from src import objective  # fails here, not in every trial process, if it cannot import
 
     spawn = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited TF state
-    start = time.monotonic()
-    with tqdm(total=todo, desc="trials", unit="trial") as bar:
-        for _ in range(todo):  # failed trials use up attempts too: a broken space cannot loop
-            if count(study) >= cfg.trials:  # other workers on the same study got there first
-                break
-            child = spawn.Process(
-                target=objective.run_trials, args=(cfg, data, pruner, os.getpid())
-            )
-            child.start()
-            child.join()
-            if child.exitcode:
-                print(f"search: a trial process exited with code {child.exitcode}", flush=True)
-            bar.update(1)
-            if count(study, (optuna.trial.TrialState.COMPLETE,)):
-                bar.set_postfix(best=f"{study.best_value:.4f}", trial=study.best_trial.number)
-            if cfg.timeout and time.monotonic() - start > cfg.timeout:
-                print(f"search: --timeout {cfg.timeout:g} s reached", flush=True)
-                break
+    me = worker_id(os.getpid())
+    children: list[multiprocessing.process.BaseProcess] = []
+    start, attempts, stopping, waiting = time.monotonic(), 0, False, False
+    with tqdm(total=target, initial=min(done, target), desc="trials", unit="trial") as bar:
+        while True:
+            for child in [c for c in children if not c.is_alive()]:
+                children.remove(child)
+                if child.exitcode:
+                    tqdm.write(f"search: a trial process exited with code {child.exitcode}")
+            show_progress(bar, study, target)
+            if cfg.timeout and not stopping and time.monotonic() - start > cfg.timeout:
+                tqdm.write(f"search: --timeout {cfg.timeout:g} s reached; no new trials")
+                stopping = True
+            # Children still importing have no trial yet: count them as taking a slot.
+            starting = len(children) - count_running(study, me)
+            open_slots = target - count(study, TAKEN) - starting
+            can_start = not stopping and attempts < target - done  # failures use up attempts
+            if can_start and open_slots > 0 and len(children) < cfg.n_jobs:
+                child = spawn.Process(target=objective.run_trials, args=(cfg, data, pruner, me))
+                child.start()
+                children.append(child)
+                attempts += 1
+                continue
+            if not children:
+                if count(study) >= target or not can_start:
+                    break
+                if not waiting:  # the last slots are other workers' running trials
+                    tqdm.write("search: waiting for the trials other workers are running")
+                    waiting = True
+                with warnings.catch_warnings():  # "experimental" since Optuna 2.9, like heartbeats
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)  # a dead worker's trial frees a slot
+            if children:  # back as soon as one of them ends
+                multiprocessing.connection.wait([c.sentinel for c in children], timeout=POLL_S)
+            else:
+                time.sleep(POLL_S)
     return study
+
+
+def worker_id(pid: int) -> str:
+    """host:pid of a search process, recorded on each trial it runs."""
+    return f"{socket.gethostname()}:{pid}"
+
+
+def count_running(study: optuna.Study, worker: str) -> int:
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return sum(t.user_attrs.get("worker") == worker for t in running)
+
+
+def show_progress(bar: tqdm, study: optuna.Study, target: int) -> None:
+    """The bar counts the study's finished trials, every worker's, and shows the best so far."""
+    bar.n = min(count(study), target)
+    if count(study, (optuna.trial.TrialState.COMPLETE,)):
+        bar.set_postfix(best=f"{study.best_value:.4f}", trial=study.best_trial.number)
+    bar.refresh()
 
 
 def best_params(study: optuna.Study) -> dict:
@@ -173,7 +220,10 @@ def study_summary(study: optuna.Study, seconds: float) -> dict:
         "study": study.study_name,
         "complete": count(study, (states.COMPLETE,)),
         "pruned": count(study, (states.PRUNED,)),
-        "failed": count(study, (states.FAIL,)),
+        "failed": sum(
+            not t.user_attrs.get("surplus") for t in study.get_trials(states=(states.FAIL,))
+        ),
+        "surplus": sum(bool(t.user_attrs.get("surplus")) for t in study.trials),
         "seconds": seconds,
     }
     if summary["complete"]:
@@ -186,7 +236,9 @@ def print_study_summary(summary: dict, params: dict | None) -> None:
     print(
         f"study {summary['study']!r}: {summary['complete']} complete, {summary['pruned']} pruned,"
         f" {summary['failed']} failed; search wall time {summary['seconds']:.0f} s"
-    )
+        + (f"; {summary['surplus']} surplus (started past the cap, not run)"
+           if summary["surplus"] else "")
+    )  # fmt: skip
     if "best_value" in summary:
         print(f"best trial #{summary['best_trial']}: val accuracy {summary['best_value']:.4f}")
         print("best params: " + ", ".join(f"{k}={v}" for k, v in sorted(params.items())))

@@ -15,6 +15,14 @@ OPTIMIZERS = {
 }
 
 
+class LogLearningRate(keras.callbacks.Callback):
+    """Record the learning rate each epoch ended with (history.json, the report's curves)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:  # History runs after this callback and keeps what is added here
+            logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+
+
 def configure_determinism(enabled: bool) -> None:
     """Deterministic kernels and tf.data ordering: reruns with one seed give identical bits."""
     if enabled:
@@ -65,6 +73,7 @@ def fit_model(
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=patience, restore_best_weights=True
         ),
+        LogLearningRate(),
         *(callbacks or []),
     ]
     if params["schedule"] == "plateau":

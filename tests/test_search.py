@@ -200,3 +200,15 @@ def test_timeout_stops_starting_trials(tmp_path, small_dir):
                         timeout=0.01)  # fmt: skip
     study = search.run_search(cfg, load_digits(small_dir))
     assert len(study.trials) == 1  # the first trial starts; none after the timeout
+
+
+def test_n_jobs_runs_trials_side_by_side_and_stops_at_the_target(tmp_path, small_dir):
+    cfg = search_config(tmp_path, small_dir, study_name="jobs", trials=3, search_epochs=1,
+                        n_jobs=2)  # fmt: skip
+    study = search.run_search(cfg, load_digits(small_dir))
+    finished = study.get_trials(states=search.FINISHED)
+    assert len(finished) == 3
+    assert all(t in finished or t.user_attrs.get("surplus") for t in study.trials)
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in finished)
+    overlaps = [a[1] > b[0] for a, b in zip(spans, spans[1:], strict=False)]
+    assert any(overlaps)  # two trials ran at the same time

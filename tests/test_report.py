@@ -1,0 +1,207 @@
+"""The run's report page, the submission diff, and --submit through a stub kaggle CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import Runner, write_slice
+from src.submission import compare_with_previous, make_submission
+
+TINY = ["--folds", "2", "--epochs", "2", "--trials", "0", "--seed", "7"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, sample_frames):
+    """One tiny real run with a report; returns (runner, data dir, run folder, its output)."""
+    root = tmp_path_factory.mktemp("report")
+    data = write_slice(root / "data", sample_frames, 600, 100)
+    runner = Runner(root, capsys=None)
+    return runner, data, runner.runs / "tiny"
+
+
+def call(runner, capsys, *args):
+    runner.capsys = capsys
+    return runner(*args)
+
+
+@pytest.fixture(scope="module")
+def printed(finished):
+    """The summary lines of the run (captured without capsys: module scope)."""
+    import contextlib
+    import io
+
+    runner, data, _ = finished
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        import run
+
+        code = run.main([
+            "--data-dir", str(data), *TINY, "--run-name", "tiny",
+            "--runs-dir", str(runner.runs), "--submissions-dir", str(runner.subs),
+        ])  # fmt: skip
+    assert code == 0
+    return buffer.getvalue()
+
+
+def images_of(page: str) -> list[str]:
+    return re.findall(r'<img src="([^"]+)"', page)
+
+
+def test_report_shows_the_runs_numbers_and_valid_images(finished, printed):
+    _, _, run_dir = finished
+    page = (run_dir / "report.html").read_text()
+    names = images_of(page)
+    assert {"report_learning_curves.png", "report_confusion_matrix.png",
+            "report_wrong_gallery.png", "report_test_classes.png"} <= set(names)  # fmt: skip
+    for name in names:
+        data = (run_dir / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 2_000, name
+    oof = re.search(r"out-of-fold accuracy: (\d\.\d{4})", printed).group(1)
+    assert f"<td>{oof}</td>" in page
+    for line in re.findall(r"^\s+\d+\s+(\d\.\d{4})\s", printed, flags=re.M):  # fold table rows
+        assert f"<td>{line}</td>" in page
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["command"] in html.unescape(page)
+    assert json.loads((run_dir / "config.json").read_text())["params"]["filters"] == 32
+    assert '"filters": 32' in page  # the config shown is the one that trained
+
+
+def test_gallery_shows_only_out_of_fold_mistakes(finished, printed, sample_frames):
+    _, _, run_dir = finished
+    page = (run_dir / "report.html").read_text()
+    shown = [int(r) for r in re.search(r"rows shown: ([\d, ]+)</p>", page).group(1).split(", ")]
+    labels = sample_frames[0]["label"].to_numpy()[:600]  # from the CSV, not the run's copy
+    with np.load(run_dir / "ensemble.npz") as z:
+        predicted = z["oof_proba"].argmax(axis=1)
+        confidence = z["oof_proba"].max(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    assert shown and set(shown) <= set(wrong)
+    assert len(shown) == min(len(wrong), 32)
+    assert list(confidence[shown]) == sorted(confidence[shown], reverse=True)  # most sure first
+
+
+def digest(folder):
+    files = folder.rglob("fold_*/*")
+    return {p: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).digest()) for p in files}
+
+
+def test_report_flag_rebuilds_the_page_without_data_or_training(finished, printed, capsys):
+    runner, data, run_dir = finished
+    page = (run_dir / "report.html").read_text()
+    folds = digest(run_dir)
+    for path in [run_dir / "report.html", *run_dir.glob("report_*.png")]:
+        path.unlink()
+    hidden = data.with_name("elsewhere")
+    data.rename(hidden)  # the report needs no data files
+    try:
+        code, out, err = call(runner, capsys, "--report", "tiny")
+    finally:
+        hidden.rename(data)
+    assert code == 0, err
+    assert (run_dir / "report.html").read_text() == page
+    assert all((run_dir / n).read_bytes().startswith(PNG) for n in images_of(page))
+    assert digest(run_dir) == folds  # models, histories, predictions untouched
+    assert "Epoch" not in out  # nothing trained
+
+
+def test_report_of_a_missing_run_is_one_line_exit_2(finished, capsys):
+    runner, _, _ = finished
+    code, out, err = call(runner, capsys, "--report", "no-such-run")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "no-such-run" in err and "summary.json" in err
+
+
+def test_diff_counts_changed_labels(tmp_path):
+    labels = np.array([1, 2, 3, 4, 5, 6, 7, 8])
+    old = make_submission(labels)
+    path = tmp_path / "submission.csv"
+    old.to_csv(path, index=False)
+    shutil.copyfile(path, tmp_path / "run-a.csv")
+    new_labels = labels.copy()
+    new_labels[[1, 6]] = [9, 0]  # ImageIds 2 and 7
+    diff = compare_with_previous(make_submission(new_labels), path)
+    assert (diff["changed"], diff["image_ids"]) == (2, [2, 7])
+    assert "run-a.csv" in diff["previous"]  # names the run that wrote it
+    assert compare_with_previous(old, path)["changed"] == 0
+    assert compare_with_previous(make_submission(labels[:5]), path)["reason"]  # other test set
+    assert compare_with_previous(old, tmp_path / "none.csv") is None
+
+
+@pytest.fixture
+def no_credentials(monkeypatch, tmp_path):
+    for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR",
+                "XDG_CONFIG_HOME"):  # fmt: skip
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def test_submit_without_credentials_exits_2_and_keeps_the_file(
+    tmp_path, sample_frames, capsys, no_credentials
+):
+    data = write_slice(tmp_path / "data", sample_frames, 300, 50)
+    runner = Runner(tmp_path, capsys)
+    code, out, err = runner("--data-dir", str(data), *TINY, "--run-name", "s", "--submit",
+                            "-m", "first try")  # fmt: skip
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    for way in ("KAGGLE_API_TOKEN", "kaggle.json", "KAGGLE_USERNAME", "KAGGLE_KEY"):
+        assert way in err
+    sub = pd.read_csv(runner.subs / "submission.csv")  # written whole before the submit failed
+    assert list(sub.columns) == ["ImageId", "Label"] and len(sub) == 50
+    assert (runner.runs / "s" / "report.html").exists()
+
+
+def stub_kaggle(tmp_path, monkeypatch, exit_code=0):
+    """A `kaggle` executable first on PATH that records its arguments."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub = bin_dir / "kaggle"
+    stub.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" > "{tmp_path}/kaggle-args"\nexit {exit_code}\n'
+    )
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return tmp_path / "kaggle-args"
+
+
+def test_submit_passes_the_exact_arguments_and_no_secret(
+    finished, printed, tmp_path, monkeypatch, capsys, no_credentials
+):
+    runner, _, run_dir = finished
+    args_file = stub_kaggle(tmp_path, monkeypatch)
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "s3cret-token-value")
+    code, out, err = call(runner, capsys, "--report", "tiny", "--submit", "-m", "fold ensemble v1",
+                          "--competition", "digit-recognizer")  # fmt: skip
+    assert code == 0, err
+    path = runner.subs / "tiny.csv"
+    assert args_file.read_text().splitlines() == [
+        "competitions", "submit", "-c", "digit-recognizer", "-f", str(path), "-m",
+        "fold ensemble v1",
+    ]  # fmt: skip
+    assert "credentials: KAGGLE_API_TOKEN" in out
+    written = out + err + "".join(p.read_text() for p in run_dir.glob("*.json"))
+    written += (run_dir / "report.html").read_text()
+    assert "s3cret-token-value" not in written
+
+
+def test_a_failing_kaggle_call_exits_2_and_keeps_the_file(
+    finished, printed, tmp_path, monkeypatch, capsys, no_credentials
+):
+    runner, _, _ = finished
+    stub_kaggle(tmp_path, monkeypatch, exit_code=1)
+    (tmp_path / "home" / ".kaggle").mkdir(parents=True)
+    (tmp_path / "home" / ".kaggle" / "kaggle.json").write_text('{"username": "u", "key": "k"}')
+    before = (runner.subs / "tiny.csv").read_bytes()
+    code, out, err = call(runner, capsys, "--report", "tiny", "--submit")
+    assert code == 2 and "kaggle exited with code 1" in err
+    assert (runner.subs / "tiny.csv").read_bytes() == before
