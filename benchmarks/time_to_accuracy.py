@@ -1,0 +1,119 @@
+"""Time to accuracy on the bundled sample: the classic notebook recipe versus this project.
+
+    python benchmarks/time_to_accuracy.py [--preset "--folds 3 --epochs 8"] [--default]
+
+`recipe`: the most copied Digit Recognizer notebook, as published: 2x Conv2D(32, 5x5) -> pool ->
+2x Conv2D(64, 3x3) -> pool -> Dense(256), dropout .25/.25/.5, RMSprop(1e-3),
+ReduceLROnPlateau(val_accuracy, patience 3, factor .5, min_lr 1e-5), Keras's
+ImageDataGenerator (rotation 10, zoom .1, shifts .1), batch 86, 30 epochs, one 90/10 split;
+trained here in this process on the sample's 8,000 digits and scored on its 2,000 test digits.
+`preset`: `python run.py --data-dir input/sample --trials 0 PRESET`, as a user runs it.
+`default` (with --default): `python run.py --data-dir input/sample --folds 5 --trials 0`.
+Wall times are whole: data loading to test predictions (the run.py ones include TensorFlow's
+start-up and writing the submission and report). Goals (issue 5): the preset reaches the
+recipe's accuracy in <= 50% of its time; the default 5-fold run beats the recipe's accuracy.
+Ends with `RESULT recipe_acc=... recipe_s=... preset_acc=... preset_s=... time_ratio=...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SAMPLE = ROOT / "input" / "sample"
+
+
+def recipe() -> tuple[float, float]:
+    """Train the classic notebook's CNN as published; (sample test accuracy, wall seconds)."""
+    start = time.perf_counter()
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from keras import layers
+    from sklearn.model_selection import train_test_split
+
+    from src.data import load_digits
+
+    data = load_digits(SAMPLE)
+    x = data.x_train.astype("float32") / 255.0
+    x_train, x_val, y_train, y_val = train_test_split(
+        x, keras.utils.to_categorical(data.y_train, 10), test_size=0.1, random_state=2
+    )
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(32, 5, padding="same", activation="relu"),
+        layers.Conv2D(32, 5, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Dropout(0.25),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2, strides=2),
+        layers.Dropout(0.25),
+        layers.Flatten(),
+        layers.Dense(256, activation="relu"),
+        layers.Dropout(0.5),
+        layers.Dense(10, activation="softmax"),
+    ])  # fmt: skip
+    model.compile(optimizer=keras.optimizers.RMSprop(1e-3, rho=0.9, epsilon=1e-8),
+                  loss="categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+    datagen = tf.keras.preprocessing.image.ImageDataGenerator(
+        rotation_range=10, zoom_range=0.1, width_shift_range=0.1, height_shift_range=0.1
+    )
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_accuracy", patience=3, verbose=0, factor=0.5, min_lr=1e-5
+    )
+    model.fit(datagen.flow(x_train, y_train, batch_size=86), epochs=30,
+              validation_data=(x_val, y_val), steps_per_epoch=len(x_train) // 86,
+              callbacks=[plateau], verbose=2)  # fmt: skip
+    proba = model.predict(data.x_test.astype("float32") / 255.0, verbose=0)
+    acc = float(np.mean(proba.argmax(axis=1) == data.test_labels))
+    return acc, time.perf_counter() - start
+
+
+def project(flags: str, tmp: Path, name: str) -> tuple[float, float]:
+    """Run run.py as a user would; (sample test accuracy, wall seconds of the whole command)."""
+    cmd = [sys.executable, str(ROOT / "run.py"), "--data-dir", str(SAMPLE), "--trials", "0",
+           *shlex.split(flags), "--run-name", name, "--runs-dir", str(tmp / "runs"),
+           "--submissions-dir", str(tmp / "subs")]  # fmt: skip
+    print(f"$ python run.py --data-dir input/sample --trials 0 {flags}", flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    summary = json.loads((tmp / "runs" / name / "summary.json").read_text())
+    return summary["test_accuracy"], seconds
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="--folds 3 --epochs 8", help="run.py flags of the preset")
+    p.add_argument("--default", action="store_true", help="also the default 5-fold run (~10 min)")
+    args = p.parse_args()
+    print(f"command: python benchmarks/time_to_accuracy.py --preset {args.preset!r}"
+          + (" --default" if args.default else ""), flush=True)  # fmt: skip
+    recipe_acc, recipe_s = recipe()
+    print(f"recipe: sample test accuracy {recipe_acc:.4f} in {recipe_s:.0f} s", flush=True)
+    result = f"RESULT recipe_acc={recipe_acc:.4f} recipe_s={recipe_s:.0f}"
+    with tempfile.TemporaryDirectory() as tmp:
+        preset_acc, preset_s = project(args.preset, Path(tmp), "preset")
+        ratio = preset_s / recipe_s
+        print(f"preset: sample test accuracy {preset_acc:.4f} in {preset_s:.0f} s"
+              f" ({ratio:.2f}x the recipe's time)", flush=True)  # fmt: skip
+        result += f" preset_acc={preset_acc:.4f} preset_s={preset_s:.0f} time_ratio={ratio:.2f}"
+        if args.default:
+            default_acc, default_s = project("--folds 5", Path(tmp), "default")
+            print(f"default: sample test accuracy {default_acc:.4f} in {default_s:.0f} s")
+            result += f" default_acc={default_acc:.4f} default_s={default_s:.0f}"
+    print(result)
+
+
+if __name__ == "__main__":
+    main()
