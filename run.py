@@ -271,18 +271,7 @@ def run(cfg: Config, command: str = "") -> None:
     )
 
     # TensorFlow loads only once the data are known to be good: bad input fails in a second.
-
-    from src import cv, report
-    from src.ensemble import accuracy, average_predictions, save_ensemble
-    from src.kaggle_submit import submit
-    from src.report_page import build_report
-    from src.submission import (
-        check_submission,
-        compare_with_previous,
-        make_submission,
-        submit_command,
-        write_submission,
-    )
+    from src import cv
     from src.train import configure_determinism
 
     configure_determinism(cfg.deterministic)
@@ -296,6 +285,22 @@ def run(cfg: Config, command: str = "") -> None:
         flush=True,
     )
     results = cv.run_cv(cfg, params, data)
+    finish(cfg, data, results, command, start)
+
+
+def finish(cfg: Config, data, results, command: str, start: float) -> None:
+    """Ensemble the folds; check and write the submission; summary, report, maybe submit."""
+    from src import cv, report
+    from src.ensemble import accuracy, average_predictions, save_ensemble
+    from src.kaggle_submit import submit
+    from src.report_page import build_report
+    from src.submission import (
+        check_submission,
+        compare_with_previous,
+        make_submission,
+        submit_command,
+        write_submission,
+    )
 
     oof = cv.out_of_fold(results, len(data.y_train))
     test_proba = average_predictions([r.test_proba for r in results])
@@ -312,14 +317,16 @@ def run(cfg: Config, command: str = "") -> None:
     )
     summary.update(command=command, submission=show(path), previous_diff=diff)
     report.save_summary(summary, cfg.run_dir)
+    report_start = time.perf_counter()
     page = build_report(cfg.run_dir)
+    report_seconds = time.perf_counter() - report_start
     message = cfg.message or (
         f"{cfg.run_name}: {cfg.folds}-fold {cfg.model}, OOF {summary['oof_accuracy']:.4f}"
     )
     report.print_summary(
         summary, path, cfg.run_dir, submit_command(show(path), message, cfg.competition)
     )
-    print(f"report: {show(page)}")
+    print(f"report: {show(page)}  (built in {report_seconds:.1f} s)")
     if cfg.submit:
         submit(path, message, cfg.competition)
 

@@ -18,10 +18,13 @@ Validation and test data are never augmented.
 from __future__ import annotations
 
 import math
+import os
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+PREFETCH = 16  # batches prepared ahead of the training step (measured: 4 was slower)
 
 
 def build_augmenter(params: dict, seed: int | None = None) -> keras.Sequential:
@@ -101,6 +104,18 @@ def make_train_data(x: np.ndarray, y: np.ndarray, params: dict, backend: str, se
     elif backend == "affine":
         ds = ds.enumerate().map(
             lambda step, ab: (random_affine(ab[0], step, params, seed), ab[1]),
-            num_parallel_calls=tf.data.AUTOTUNE,
+            num_parallel_calls=os.cpu_count() or 1,
         )
-    return ds.prefetch(tf.data.AUTOTUNE), steps
+    return ds.prefetch(PREFETCH).with_options(pipeline_options()), steps
+
+
+def pipeline_options() -> tf.data.Options:
+    """Fixed parallelism and prefetch, autotuning off.
+
+    The autotuner's model thread holds up the iterator's destruction when model.fit returns, in
+    some fits by 11-40 s (py-spy: ~RootDataset::Iterator waiting on that thread), a third of a
+    short fold's time; `benchmarks/fit_stall.py` measures it.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options

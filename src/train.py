@@ -8,6 +8,10 @@ import tensorflow as tf
 
 from src.augment import make_train_data
 
+# Each fold predicts with a new model, so Keras traces a new predict function per fold; TF's
+# "triggered tf.function retracing" warning about that is expected here, not a problem.
+tf.get_logger().setLevel("ERROR")
+
 OPTIMIZERS = {
     "adam": lambda lr: keras.optimizers.Adam(lr),
     "rmsprop": lambda lr: keras.optimizers.RMSprop(lr),

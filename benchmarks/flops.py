@@ -1,0 +1,123 @@
+"""Model compute efficiency: FLOPs per training image x images/s, against this CPU's fp32 peak.
+
+    python benchmarks/flops.py [--epochs 3] [--rows 6400]
+
+- FLOPs: TensorFlow's profiler counts the default model's forward pass for one image; a training
+  step costs about 3x that (forward, plus backward for activations and for weights).
+- Throughput: plain `model.fit` on in-memory arrays (no augmentation: compute, not input), the
+  median epoch after a warm-up one, for three variants in this process: float32, float32 with
+  XLA (`jit_compile=True`), and the `mixed_bfloat16` policy (this CPU has AVX512_BF16).
+- Peak: nominal = cores x clock (/proc/cpuinfo, the base clock a VM reports) x FP32 FLOPs per
+  cycle per core (`--flops-per-cycle`, 64 for AMD Zen 5: two 512-bit FMA pipes x 16 lanes x 2;
+  this "AMD EPYC" reports avx_vnni and avx512_vp2intersect, which Zen 5 has and Zen 4 lacks);
+  measured = the best of a few 2048x2048 float32 (and bfloat16) matmuls through TensorFlow,
+  which runs at boost clock: the practical peak the training is compared with.
+Ends with `RESULT flops_per_image=... fp32_img_s=... fp32_gflops=... peak_gflops=...
+matmul_gflops=... utilisation=... xla_ratio=... bf16_ratio=...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from throughput import EpochTimes  # noqa: E402  (benchmarks/ is the script's folder)
+
+from src.config import ROOT  # noqa: E402
+from src.data import load_digits  # noqa: E402
+from src.model import build_model  # noqa: E402
+from src.params import default_params  # noqa: E402
+from src.train import compile_model  # noqa: E402
+
+
+def forward_flops(params: dict) -> int:
+    """Floating-point operations of one image's forward pass, counted by TF's profiler."""
+    model = build_model(params)
+    fn = tf.function(lambda x: model(x, training=False))
+    graph = fn.get_concrete_function(tf.TensorSpec((1, 28, 28, 1), tf.float32)).graph
+    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph, options=opts).total_float_ops
+
+
+def images_per_second(x, y, params, epochs: int, policy: str, jit: bool) -> float:
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy(policy)
+    keras.utils.set_random_seed(0)
+    model, timer = build_model(params), EpochTimes()
+    compile_model(model, params, int(np.ceil(len(x) / params["batch_size"])), epochs)
+    model.jit_compile = jit
+    model.fit(x, y, batch_size=params["batch_size"], epochs=epochs, callbacks=[timer], verbose=0)
+    keras.mixed_precision.set_global_policy("float32")
+    return len(x) / float(np.median(timer.times[1:]))
+
+
+def matmul_gflops(dtype, n: int = 2048, repeats: int = 5) -> float:
+    a = tf.random.normal((n, n), dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    matmul = tf.function(lambda m: tf.matmul(m, m))
+    matmul(a).numpy()  # trace and warm up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def clock_ghz() -> float:
+    mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
+           if line.startswith("cpu MHz")]  # fmt: skip
+    return max(mhz) / 1000
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--rows", type=int, default=6400)
+    p.add_argument("--flops-per-cycle", type=int, default=64, help="FP32, per core (Zen 5: 64)")
+    args = p.parse_args()
+    print(f"command: python benchmarks/flops.py --epochs {args.epochs} --rows {args.rows}")
+    params = default_params("cnn")
+    forward = forward_flops(params)
+    per_image = 3 * forward
+    print(f"default model: {forward / 1e6:.1f} MFLOPs forward per image,"
+          f" ~{per_image / 1e6:.1f} MFLOPs per training image")  # fmt: skip
+
+    data = load_digits(ROOT / "input" / "sample")
+    x, y = data.x_train[: args.rows].astype("float32"), data.y_train[: args.rows]
+    speed = {
+        "fp32": images_per_second(x, y, params, args.epochs, "float32", jit=False),
+        "xla": images_per_second(x, y, params, args.epochs, "float32", jit=True),
+        "bf16": images_per_second(x, y, params, args.epochs, "mixed_bfloat16", jit=False),
+    }
+    for name, img_s in speed.items():
+        print(f"{name}: {img_s:,.0f} images/s = {img_s * per_image / 1e9:.1f} GFLOP/s"
+              f" ({img_s / speed['fp32']:.2f}x float32)")  # fmt: skip
+
+    cores = os.cpu_count()
+    peak = cores * clock_ghz() * args.flops_per_cycle
+    matmul32, matmul16 = matmul_gflops(tf.float32), matmul_gflops(tf.bfloat16)
+    achieved = speed["fp32"] * per_image / 1e9
+    print(f"peak: {cores} cores x {clock_ghz():.2f} GHz x {args.flops_per_cycle} FP32"
+          f" FLOPs/cycle = {peak:.0f} GFLOP/s nominal; measured matmul 2048^2: float32"
+          f" {matmul32:.0f} GFLOP/s, bfloat16 {matmul16:.0f} GFLOP/s")  # fmt: skip
+    print(f"training runs at {achieved / matmul32:.1%} of the measured float32 matmul rate"
+          f" ({achieved / peak:.1%} of the nominal base-clock peak)")  # fmt: skip
+    print(f"RESULT flops_per_image={per_image / 1e6:.1f}M fp32_img_s={speed['fp32']:.0f}"
+          f" fp32_gflops={achieved:.1f} peak_gflops={peak:.0f} matmul_gflops={matmul32:.0f}"
+          f" bf16_matmul_gflops={matmul16:.0f} utilisation={achieved / matmul32:.3f}"
+          f" xla_ratio={speed['xla'] / speed['fp32']:.2f}"
+          f" bf16_ratio={speed['bf16'] / speed['fp32']:.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
