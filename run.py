@@ -272,8 +272,9 @@ def run(cfg: Config, command: str = "") -> None:
 
     # TensorFlow loads only once the data are known to be good: bad input fails in a second.
     from src import cv
-    from src.train import configure_determinism
+    from src.train import configure_determinism, configure_device
 
+    print(f"device: {configure_device()}", flush=True)
     configure_determinism(cfg.deterministic)
     if cfg.search_only:
         search_worker(cfg, data)

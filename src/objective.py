@@ -23,7 +23,7 @@ from src.cv import make_folds
 from src.data import Digits
 from src.model import build_model
 from src.search import FINISHED, TAKEN, count, open_study, suggest_params, worker_id
-from src.train import fit_model
+from src.train import configure_device, fit_model
 
 
 class PruneOnPlateau(keras.callbacks.Callback):
@@ -128,6 +128,7 @@ def run_trials(
     if worker:
         _die_with_parent(int(worker.rsplit(":", 1)[1]))
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search process shows progress
+    configure_device()
     study = open_study(cfg, create=False, pruner=pruner)
     if count(study, TAKEN) >= cfg.trial_target:  # other workers took the slot meanwhile
         return

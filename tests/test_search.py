@@ -13,6 +13,7 @@ import keras
 import optuna
 import pytest
 
+import run
 from conftest import Runner, write_slice
 from src import objective, search
 from src.config import ROOT, Config
@@ -212,3 +213,29 @@ def test_n_jobs_runs_trials_side_by_side_and_stops_at_the_target(tmp_path, small
     spans = sorted((t.datetime_start, t.datetime_complete) for t in finished)
     overlaps = [a[1] > b[0] for a, b in zip(spans, spans[1:], strict=False)]
     assert any(overlaps)  # two trials ran at the same time
+
+
+def test_a_trial_created_past_the_cap_is_marked_surplus_and_never_trains(tmp_path, small_dir):
+    cfg = search_config(tmp_path, small_dir, study_name="cap", trials=2, max_trials=2)
+    study = search.open_study(cfg, create=True)
+    first, second = study.ask(), study.ask()  # two workers' trials, both running
+    late = study.ask()  # a third worker raced past the pre-check
+    check = objective.Objective(cfg, load_digits(small_dir)).check_cap
+    check(second)  # one trial ahead of it: within the cap
+    with pytest.raises(objective.SurplusTrial, match="cap of 2"):
+        check(late)
+    assert late.user_attrs["surplus"] is True
+    study.tell(late, state=optuna.trial.TrialState.FAIL)
+    study.tell(first, 0.5)
+    study.tell(second, 0.6)
+    summary = search.study_summary(study, 0.0)
+    assert (summary["complete"], summary["failed"], summary["surplus"]) == (2, 0, 1)
+
+
+def test_max_trials_sets_the_target_and_caps_a_larger_trials(capsys):
+    assert run.parse_args(["--search-only", "--max-trials", "6"]).trial_target == 6
+    assert run.parse_args(["--trials", "10", "--max-trials", "4"]).trial_target == 4
+    assert run.parse_args(["--trials", "3", "--max-trials", "9"]).trial_target == 3
+    with pytest.raises(SystemExit) as exit_:
+        run.parse_args(["--search-only", "--trials", "0"])
+    assert exit_.value.code == 2 and "--search-only" in capsys.readouterr().err
