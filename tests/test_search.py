@@ -61,6 +61,7 @@ def test_three_trial_search_feeds_the_ensemble_and_plots(searched, capsys):
                  "parallel_coordinate", "param_importances", "contour"):  # fmt: skip
         png = (run / f"study_{name}.png").read_bytes()
         assert png.startswith(PNG) and len(png) > 5_000, name
+        assert f'src="study_{name}.png"' in (run / "report.html").read_text()  # on the page
     assert "3 complete, 0 pruned, 0 failed" in out
     assert f"optuna-dashboard {storage}" in out
     assert "best trial #" in out
