@@ -216,6 +216,7 @@ def test_n_jobs_runs_trials_side_by_side_and_stops_at_the_target(tmp_path, small
     assert any(overlaps)  # two trials ran at the same time
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell here, no optimize loop
 def test_a_trial_created_past_the_cap_is_marked_surplus_and_never_trains(tmp_path, small_dir):
     cfg = search_config(tmp_path, small_dir, study_name="cap", trials=2, max_trials=2)
     study = search.open_study(cfg, create=True)
