@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         type=_at_least(1),
         default=d.n_jobs,
         help=f"trials run at a time by this process, each in its own process (default"
-        f" {d.n_jobs}; 2 on a 2-core CPU measured 1.3x as fast, see benchmarks/)",
+        f" {d.n_jobs}; 2 on a 2-core CPU measured 1.09x as fast, see benchmarks/)",
     )
     p.add_argument(
         "--search-only",
