@@ -221,12 +221,10 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
         params = default_params(cfg.model)
         prepare_run_dir(cfg, params)
         return params, f"defaults of --model {cfg.model}"
-    cfg.runs_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite storage
     if cfg.trials:
-        start = time.perf_counter()
-        study = search.run_search(cfg, data)
-        seconds = time.perf_counter() - start
+        study, seconds = timed_search(cfg, data)
     else:
+        cfg.runs_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite storage
         study, seconds = search.open_study(cfg, create=False), 0.0
     params = search.best_params(study)  # before writing anything: it fails on an empty study
     prepare_run_dir(cfg, params)  # a resume with other parameters is refused here
@@ -242,14 +240,22 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
     return params, f"best trial #{summary['best_trial']} of study {study.study_name!r}"
 
 
-def search_worker(cfg: Config, data) -> None:
-    """--search-only: run trials of the (shared) study, then say how to train from it."""
+def timed_search(cfg: Config, data):
+    """Run the search (its SQLite home created first); the study and the seconds it took."""
     from src import search
 
     cfg.runs_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite storage
     start = time.perf_counter()
     study = search.run_search(cfg, data)
-    summary = search.study_summary(study, time.perf_counter() - start)
+    return study, time.perf_counter() - start
+
+
+def search_worker(cfg: Config, data) -> None:
+    """--search-only: run trials of the (shared) study, then say how to train from it."""
+    from src import search
+
+    study, seconds = timed_search(cfg, data)
+    summary = search.study_summary(study, seconds)
     search.print_study_summary(summary, search.best_params(study) if summary["complete"] else None)
     flags = f"--data-dir {show(cfg.data_dir)} --trials 0 --study-name {cfg.study}"
     if cfg.storage:

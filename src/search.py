@@ -154,13 +154,13 @@ def run_search(cfg: Config, data: Digits, pruner=None) -> optuna.Study:
                 children.remove(child)
                 if child.exitcode:
                     tqdm.write(f"search: a trial process exited with code {child.exitcode}")
-            show_progress(bar, study, target)
+            now = Tally(study.get_trials(deepcopy=False), me)  # one read of the study per poll
+            now.show(bar, target)
             if cfg.timeout and not stopping and time.monotonic() - start > cfg.timeout:
                 tqdm.write(f"search: --timeout {cfg.timeout:g} s reached; no new trials")
                 stopping = True
             # Children still importing have no trial yet: count them as taking a slot.
-            starting = len(children) - count_running(study, me)
-            open_slots = target - count(study, TAKEN) - starting
+            open_slots = target - now.taken - (len(children) - now.mine_running)
             can_start = not stopping and attempts < target - done  # failures use up attempts
             if can_start and open_slots > 0 and len(children) < cfg.n_jobs:
                 child = spawn.Process(target=objective.run_trials, args=(cfg, data, pruner, me))
@@ -169,7 +169,7 @@ def run_search(cfg: Config, data: Digits, pruner=None) -> optuna.Study:
                 attempts += 1
                 continue
             if not children:
-                if count(study) >= target or not can_start:
+                if now.finished >= target or not can_start:
                     break
                 if not waiting:  # the last slots are other workers' running trials
                     tqdm.write("search: waiting for the trials other workers are running")
@@ -181,6 +181,7 @@ def run_search(cfg: Config, data: Digits, pruner=None) -> optuna.Study:
                 multiprocessing.connection.wait([c.sentinel for c in children], timeout=POLL_S)
             else:
                 time.sleep(POLL_S)
+        Tally(study.get_trials(deepcopy=False), me).show(bar, target)
     return study
 
 
@@ -189,17 +190,23 @@ def worker_id(pid: int) -> str:
     return f"{socket.gethostname()}:{pid}"
 
 
-def count_running(study: optuna.Study, worker: str) -> int:
-    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    return sum(t.user_attrs.get("worker") == worker for t in running)
+class Tally:
+    """What a worker needs to know of the study, from one read of its trials."""
 
+    def __init__(self, trials: list[optuna.trial.FrozenTrial], worker: str):
+        running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+        complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+        self.finished = sum(t.state in FINISHED for t in trials)
+        self.taken = self.finished + len(running)  # what counts against the cap
+        self.mine_running = sum(t.user_attrs.get("worker") == worker for t in running)
+        self.best = max(complete, key=lambda t: t.value, default=None)  # the study maximises
 
-def show_progress(bar: tqdm, study: optuna.Study, target: int) -> None:
-    """The bar counts the study's finished trials, every worker's, and shows the best so far."""
-    bar.n = min(count(study), target)
-    if count(study, (optuna.trial.TrialState.COMPLETE,)):
-        bar.set_postfix(best=f"{study.best_value:.4f}", trial=study.best_trial.number)
-    bar.refresh()
+    def show(self, bar: tqdm, target: int) -> None:
+        """The bar counts finished trials, every worker's, and shows the best so far."""
+        bar.n = min(self.finished, target)
+        if self.best is not None:
+            bar.set_postfix(best=f"{self.best.value:.4f}", trial=self.best.number)
+        bar.refresh()
 
 
 def best_params(study: optuna.Study) -> dict:
