@@ -21,7 +21,7 @@ from pathlib import Path
 from src.config import AUGMENT_BACKENDS, Config
 from src.data import load_digits, show
 from src.errors import UserError
-from src.params import DEFAULTS
+from src.params import DEFAULTS, parse_override
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
 
@@ -135,6 +135,14 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="augmentation backend: one-pass affine warp in tf.data, Keras preprocessing"
         f" layers in tf.data, Keras's ImageDataGenerator, or none (default {d.augment})",
     )
+    p.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one hyperparameter of the trained models (repeatable), on top of the"
+        " defaults or the study's best, e.g. --set elastic_alpha=34 --set filters=48",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     p.add_argument(
         "--run-name",
@@ -191,6 +199,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error(f"--timeout: must be positive, got {a.timeout:g}")
     if a.report and a.run_name and a.run_name != a.report:
         p.error("--report names the run itself; leave out --run-name")
+    try:
+        overrides = tuple(parse_override(text, a.model) for text in a.set)
+    except ValueError as e:
+        p.error(f"--set {e}")
     name = a.report or a.run_name or f"{a.model}-{datetime.now():%Y%m%d-%H%M%S}"
     if Path(name).name != name or name.startswith("."):
         flag = "--report" if a.report else "--run-name"
@@ -200,7 +212,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         trials=a.trials, max_trials=a.max_trials, n_jobs=a.n_jobs, search_only=a.search_only,
         search_epochs=a.search_epochs, search_folds=a.search_folds,
         timeout=a.timeout, study_name=a.study_name, storage=a.storage,
-        model=a.model, augment=a.augment, seed=a.seed, run_name=name,
+        model=a.model, overrides=overrides, augment=a.augment, seed=a.seed, run_name=name,
         deterministic=a.deterministic, report=bool(a.report), submit=a.submit,
         message=a.message, competition=a.competition, runs_dir=a.runs_dir.resolve(),
         submissions_dir=a.submissions_dir.resolve(),
@@ -217,16 +229,18 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
     from src.files import write_json
     from src.params import default_params
 
+    changed = "".join(f" --set {k}={v}" for k, v in cfg.overrides)
     if not cfg.trials and not cfg.study_name:
-        params = default_params(cfg.model)
+        params = {**default_params(cfg.model), **dict(cfg.overrides)}
         prepare_run_dir(cfg, params)
-        return params, f"defaults of --model {cfg.model}"
+        return params, f"defaults of --model {cfg.model}{changed}"
     if cfg.trials:
         study, seconds = timed_search(cfg, data)
     else:
         cfg.runs_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite storage
         study, seconds = search.open_study(cfg, create=False), 0.0
     params = search.best_params(study)  # before writing anything: it fails on an empty study
+    params.update(cfg.overrides)
     prepare_run_dir(cfg, params)  # a resume with other parameters is refused here
     summary = search.study_summary(study, seconds)
     search.print_study_summary(summary, params)
@@ -237,7 +251,7 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
     for name, result in save_study_plots(study, cfg.run_dir).items():
         print(f"  plot {name}: {result}")
     print(f"live view: optuna-dashboard {search.mask_password(cfg.storage_url)}")
-    return params, f"best trial #{summary['best_trial']} of study {study.study_name!r}"
+    return params, f"best trial #{summary['best_trial']} of study {study.study_name!r}{changed}"
 
 
 def timed_search(cfg: Config, data):

@@ -12,6 +12,10 @@
   this "AMD EPYC" reports avx_vnni and avx512_vp2intersect, which Zen 5 has and Zen 4 lacks);
   measured = the best of a few 2048x2048 float32 (and bfloat16) matmuls through TensorFlow,
   which runs at boost clock: the practical peak the training is compared with.
+On a GPU (`KERAS_BACKEND=jax` where TensorFlow is not installed) the same figures come from
+XLA's cost analysis, the variants are float32, mixed_float16 (what run.py uses on a GPU) and
+mixed_bfloat16 (JAX always compiles with XLA), the matmuls are 8192^2, and the nominal peak is the
+card's datasheet figure (`--peak-tflops`, default: H100/H200 SXM dense FP16 tensor, 989).
 Ends with `RESULT flops_per_image=... fp32_img_s=... fp32_gflops=... peak_gflops=...
 matmul_gflops=... utilisation=... xla_ratio=... bf16_ratio=...`.
 """
@@ -28,19 +32,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from throughput import EpochTimes  # noqa: E402  (benchmarks/ is the script's folder)
 
 from src.config import ROOT  # noqa: E402
 from src.data import load_digits  # noqa: E402
 from src.model import build_model  # noqa: E402
 from src.params import default_params  # noqa: E402
-from src.train import compile_model  # noqa: E402
+from src.train import BACKEND, accelerator, compile_model, configure_device  # noqa: E402
+
+if BACKEND == "tensorflow":
+    import tensorflow as tf
+else:
+    import jax
+    import jax.numpy as jnp
 
 
 def forward_flops(params: dict) -> int:
-    """Floating-point operations of one image's forward pass, counted by TF's profiler."""
+    """Floating-point operations of one image's forward pass: TF's profiler, or XLA's count."""
     model = build_model(params)
+    if BACKEND == "jax":
+        x = jnp.zeros((1, 28, 28, 1), jnp.float32)
+        weights = [v.value for v in model.trainable_variables]
+        others = [v.value for v in model.non_trainable_variables]
+        fn = jax.jit(lambda w, o, x: model.stateless_call(w, o, x, training=False)[0])
+        cost = fn.lower(weights, others, x).compile().cost_analysis()
+        return int((cost[0] if isinstance(cost, list) else cost)["flops"])
     fn = tf.function(lambda x: model(x, training=False))
     graph = fn.get_concrete_function(tf.TensorSpec((1, 28, 28, 1), tf.float32)).graph
     opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
@@ -61,6 +77,16 @@ def images_per_second(x, y, params, epochs: int, policy: str, jit: bool) -> floa
 
 
 def matmul_gflops(dtype, n: int = 2048, repeats: int = 5) -> float:
+    if BACKEND == "jax":
+        a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), dtype)
+        matmul = jax.jit(lambda m: m @ m)
+        matmul(a).block_until_ready()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            matmul(a).block_until_ready()
+            best = min(best, time.perf_counter() - start)
+        return 2 * n**3 / best / 1e9
     a = tf.random.normal((n, n), dtype=tf.float32)
     a = tf.cast(a, dtype)
     matmul = tf.function(lambda m: tf.matmul(m, m))
@@ -84,9 +110,16 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--rows", type=int, default=6400)
     p.add_argument("--flops-per-cycle", type=int, default=64, help="FP32, per core (Zen 5: 64)")
+    p.add_argument("--peak-tflops", type=float, default=989.0, help="GPU: datasheet FP16 peak")
+    p.add_argument("--batch-size", type=int, default=0, help="default: the model's (64)")
     args = p.parse_args()
-    print(f"command: python benchmarks/flops.py --epochs {args.epochs} --rows {args.rows}")
+    configure_device()
+    env = "" if BACKEND == "tensorflow" else f"KERAS_BACKEND={BACKEND} "
+    print(f"command: {env}python benchmarks/flops.py --epochs {args.epochs} --rows {args.rows}"
+          + (f" --batch-size {args.batch_size}" if args.batch_size else ""))  # fmt: skip
     params = default_params("cnn")
+    if args.batch_size:
+        params["batch_size"] = args.batch_size
     forward = forward_flops(params)
     per_image = 3 * forward
     print(f"default model: {forward / 1e6:.1f} MFLOPs forward per image,"
@@ -94,6 +127,9 @@ def main() -> None:
 
     data = load_digits(ROOT / "input" / "sample")
     x, y = data.x_train[: args.rows].astype("float32"), data.y_train[: args.rows]
+    if accelerator():
+        gpu_report(x, y, params, per_image, args)
+        return
     speed = {
         "fp32": images_per_second(x, y, params, args.epochs, "float32", jit=False),
         "xla": images_per_second(x, y, params, args.epochs, "float32", jit=True),
@@ -105,7 +141,8 @@ def main() -> None:
 
     cores = os.cpu_count()
     peak = cores * clock_ghz() * args.flops_per_cycle
-    matmul32, matmul16 = matmul_gflops(tf.float32), matmul_gflops(tf.bfloat16)
+    np_ = tf if BACKEND == "tensorflow" else jnp
+    matmul32, matmul16 = matmul_gflops(np_.float32), matmul_gflops(np_.bfloat16)
     achieved = speed["fp32"] * per_image / 1e9
     print(f"peak: {cores} cores x {clock_ghz():.2f} GHz x {args.flops_per_cycle} FP32"
           f" FLOPs/cycle = {peak:.0f} GFLOP/s nominal; measured matmul 2048^2: float32"
@@ -117,6 +154,31 @@ def main() -> None:
           f" bf16_matmul_gflops={matmul16:.0f} utilisation={achieved / matmul32:.3f}"
           f" xla_ratio={speed['xla'] / speed['fp32']:.2f}"
           f" bf16_ratio={speed['bf16'] / speed['fp32']:.2f}")  # fmt: skip
+
+
+def gpu_report(x, y, params: dict, per_image: int, args) -> None:
+    """The same figures on a GPU: float32 vs the mixed precisions, against the card's peak."""
+    speed = {
+        "fp32": images_per_second(x, y, params, args.epochs, "float32", jit=True),
+        "fp16": images_per_second(x, y, params, args.epochs, "mixed_float16", jit=True),
+        "bf16": images_per_second(x, y, params, args.epochs, "mixed_bfloat16", jit=True),
+    }
+    for name, img_s in speed.items():
+        print(f"{name}: {img_s:,.0f} images/s = {img_s * per_image / 1e12:.3f} TFLOP/s"
+              f" ({img_s / speed['fp32']:.2f}x float32)")  # fmt: skip
+    matmul32 = matmul_gflops(jnp.float32, n=8192) / 1e3
+    matmul16 = matmul_gflops(jnp.float16, n=8192) / 1e3
+    achieved = speed["fp16"] * per_image / 1e12
+    print(f"card: {accelerator()}; datasheet FP16 dense peak {args.peak_tflops:.0f} TFLOP/s;"
+          f" measured matmul 8192^2: float32 {matmul32:.0f} TFLOP/s, float16"
+          f" {matmul16:.0f} TFLOP/s")  # fmt: skip
+    print(f"mixed_float16 training runs at {achieved / matmul16:.2%} of the measured float16"
+          f" matmul rate, batch {params['batch_size']}")  # fmt: skip
+    print(f"RESULT flops_per_image={per_image / 1e6:.1f}M batch={params['batch_size']}"
+          f" fp32_img_s={speed['fp32']:.0f} fp16_img_s={speed['fp16']:.0f}"
+          f" bf16_img_s={speed['bf16']:.0f} fp16_tflops={achieved:.3f}"
+          f" matmul_fp32_tflops={matmul32:.0f} matmul_fp16_tflops={matmul16:.0f}"
+          f" utilisation={achieved / matmul16:.4f}")  # fmt: skip
 
 
 if __name__ == "__main__":

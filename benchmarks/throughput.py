@@ -2,6 +2,12 @@
 the same model fitted on in-memory arrays with no augmentation, measured in one process.
 
     python benchmarks/throughput.py [--epochs 4] [--rows 6400]
+    KERAS_BACKEND=jax python benchmarks/throughput.py    # e.g. on a GPU without TensorFlow
+
+On a CPU with TensorFlow the backends are tf.data pipelines (affine, layers) and Keras's
+ImageDataGenerator (idg); on a GPU, or another Keras backend, augmentation runs inside the model
+(`src.train.augment_in_model`) and idg does not apply. `elastic` is the affine backend with
+elastic distortion on (elastic_alpha 34, elastic_sigma 4).
 
 Each variant trains a fresh model; the first epoch (tracing, warm-up) is not timed and the
 median epoch of the rest is. The baseline is measured first and last; the faster counts.
@@ -24,7 +30,13 @@ from src.config import ROOT  # noqa: E402
 from src.data import load_digits  # noqa: E402
 from src.model import build_model  # noqa: E402
 from src.params import default_params  # noqa: E402
-from src.train import compile_model, fit_model  # noqa: E402
+from src.train import (  # noqa: E402
+    BACKEND,
+    augment_in_model,
+    compile_model,
+    configure_device,
+    fit_model,
+)
 
 
 class EpochTimes(keras.callbacks.Callback):
@@ -33,6 +45,14 @@ class EpochTimes(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.times = getattr(self, "times", []) + [time.perf_counter() - self.start]
+
+
+VARIANTS = {  # name: (augment backend, parameter overrides)
+    "affine": ("affine", {}),
+    "elastic": ("affine", {"elastic_alpha": 34.0, "elastic_sigma": 4.0}),
+    "layers": ("layers", {}),
+    "idg": ("idg", {}),
+}
 
 
 def measure(variant: str, x, y, params, epochs: int) -> float:
@@ -44,9 +64,10 @@ def measure(variant: str, x, y, params, epochs: int) -> float:
         model.fit(x.astype("float32"), y, batch_size=params["batch_size"], epochs=epochs,
                   callbacks=[timer], verbose=0)  # fmt: skip
     else:
+        augment, changes = VARIANTS[variant]
         val = (x[:256].astype("float32"), y[:256])
-        fit_model(model, params, (x, y), val, epochs=epochs, patience=epochs, augment=variant,
-                  seed=0, callbacks=[timer], verbose=0)  # fmt: skip
+        fit_model(model, {**params, **changes}, (x, y), val, epochs=epochs, patience=epochs,
+                  augment=augment, seed=0, callbacks=[timer], verbose=0)  # fmt: skip
     return len(x) / float(np.median(timer.times[1:]))
 
 
@@ -55,17 +76,20 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--rows", type=int, default=6400)
     a = p.parse_args()
+    print(f"device: {configure_device()}")
     data = load_digits(ROOT / "input" / "sample")
     x, y = data.x_train[: a.rows], data.y_train[: a.rows]
     params = default_params("cnn")
     # The baseline runs first and again last; the faster of the two is kept (the first model
     # of a process sometimes trains slower), so the ratios are not flattered by a slow baseline.
     first = measure("baseline", x, y, params, a.epochs)
-    rates = {v: measure(v, x, y, params, a.epochs) for v in ("affine", "layers", "idg")}
+    variants = [v for v in VARIANTS if v != "idg" or not augment_in_model()]
+    rates = {v: measure(v, x, y, params, a.epochs) for v in variants}
     last = measure("baseline", x, y, params, a.epochs)
     print(f"baseline: {first:.0f} images/s first, {last:.0f} last; the faster is used")
     rates = {"baseline": max(first, last), **rates}
-    print(f"command: python benchmarks/throughput.py --epochs {a.epochs} --rows {a.rows}")
+    backend = "" if BACKEND == "tensorflow" else f"KERAS_BACKEND={BACKEND} "
+    print(f"command: {backend}python benchmarks/throughput.py --epochs {a.epochs} --rows {a.rows}")
     print("variant    images/s  ratio to baseline")
     for variant, rate in rates.items():
         print(f"{variant:9s} {rate:9.0f}  {rate / rates['baseline']:.3f}")

@@ -1,16 +1,16 @@
-"""Training-time augmentation with ImageDataGenerator's parameters, behind two backends.
+"""Training-time augmentation in a `tf.data` pipeline (TensorFlow on a CPU), three backends.
 
 - `layers`: Keras preprocessing layers mapped over batches in a `tf.data` pipeline, so the
   transforms run in TensorFlow's thread pool, overlapped with the training step by `prefetch`.
 - `idg`: Keras's legacy `ImageDataGenerator` (NumPy/SciPy, one image at a time), the backend
   most public notebooks use; kept to compare against and for exact parity with them.
 - `affine`: the same four transforms composed into one affine matrix per image and applied in
-  a single bilinear resampling (`keras.ops.image.affine_transform`) inside `tf.data`, with
-  stateless random draws keyed on the batch index. One interpolation instead of the layers'
-  three keeps strokes as sharp as ImageDataGenerator's, and the draws are reproducible however
-  many threads run the map.
+  a single bilinear resampling inside `tf.data` (`src.warp.warp`, with elastic distortion when
+  `elastic_alpha` is set), with stateless random draws keyed on the batch index. One
+  interpolation instead of the layers' three keeps strokes as sharp as ImageDataGenerator's,
+  and the draws are reproducible however many threads run the map.
 
-Both read the same four keys from the hyperparameter dict: `rotation_range` (degrees),
+All read the same four keys from the hyperparameter dict: `rotation_range` (degrees),
 `zoom_range`, `width_shift_range`, `height_shift_range` (fractions of the image size).
 Validation and test data are never augmented.
 """
@@ -20,26 +20,12 @@ from __future__ import annotations
 import math
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from src.warp import DRAWS, build_augmenter, uses_elastic, warp
+
 PREFETCH = 16  # batches prepared ahead of the training step (measured: 4 was slower)
-
-
-def build_augmenter(params: dict, seed: int | None = None) -> keras.Sequential:
-    """Preprocessing layers equivalent to ImageDataGenerator(rotation, zoom, shifts)."""
-    rot, zoom = params["rotation_range"], params["zoom_range"]
-    dx, dy = params["width_shift_range"], params["height_shift_range"]
-    fill = {"fill_mode": "constant", "fill_value": 0.0}  # background is black: pad with black
-    steps = []
-    if rot:
-        steps.append(keras.layers.RandomRotation(rot / 360, seed=seed, **fill))  # factor: turns
-    if zoom:
-        steps.append(keras.layers.RandomZoom((-zoom, zoom), (-zoom, zoom), seed=seed, **fill))
-    if dx or dy:
-        steps.append(keras.layers.RandomTranslation(dy, dx, seed=seed, **fill))
-    return keras.Sequential(steps, name="augment")
 
 
 def build_idg(params: dict):
@@ -57,32 +43,18 @@ def build_idg(params: dict):
     )
 
 
-def random_affine(images, step, params: dict, seed: int):
-    """Rotate, zoom and shift each image of a float batch (B, H, W, C) by one resampling.
-
-    Ranges as ImageDataGenerator's: angle in +-rotation_range degrees, independent x/y zoom in
-    1 +- zoom_range, shifts in +-width/height_shift_range of the image size. The matrix maps each
-    output pixel to where it samples the input, about the image centre.
-    """
-    n = tf.shape(images)[0]
-    h, w = images.shape[1], images.shape[2]
+def random_warp(images, step, params: dict, seed: int):
+    """`src.warp.warp` with stateless draws keyed on (seed, batch index): the same batch gets
+    the same transforms however many threads run the map."""
     key = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
-    u = tf.random.stateless_uniform((n, 5), seed=key, minval=-1.0, maxval=1.0)
-    angle = u[:, 0] * (params["rotation_range"] * math.pi / 180)
-    zx = 1 + u[:, 1] * params["zoom_range"]
-    zy = 1 + u[:, 2] * params["zoom_range"]
-    tx = u[:, 3] * params["width_shift_range"] * w
-    ty = u[:, 4] * params["height_shift_range"] * h
-    cos, sin = tf.cos(angle), tf.sin(angle)
-    a0, a1, b0, b1 = cos * zx, -sin * zy, sin * zx, cos * zy
-    cx, cy = (w - 1) / 2, (h - 1) / 2
-    a2 = cx - a0 * cx - a1 * cy + tx
-    b2 = cy - b0 * cx - b1 * cy + ty
-    zeros = tf.zeros_like(a0)
-    transform = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-    return keras.ops.image.affine_transform(
-        images, transform, interpolation="bilinear", fill_mode="constant", fill_value=0.0
-    )
+    n = tf.shape(images)[0]
+    u = tf.random.stateless_uniform((n, DRAWS), seed=key, minval=-1.0, maxval=1.0)
+    noise = None
+    if uses_elastic(params):
+        shape = (n, images.shape[1], images.shape[2], 2)
+        noise_key = key + [0, 1 << 40]  # a stream apart from the affine draws'
+        noise = tf.random.stateless_uniform(shape, seed=noise_key, minval=-1.0, maxval=1.0)
+    return warp(images, u, noise, params)
 
 
 def make_train_data(x: np.ndarray, y: np.ndarray, params: dict, backend: str, seed: int):
@@ -103,7 +75,7 @@ def make_train_data(x: np.ndarray, y: np.ndarray, params: dict, backend: str, se
         ds = ds.map(lambda a, b: (augment(a, training=True), b))
     elif backend == "affine":
         ds = ds.enumerate().map(
-            lambda step, ab: (random_affine(ab[0], step, params, seed), ab[1]),
+            lambda step, ab: (random_warp(ab[0], step, params, seed), ab[1]),
             num_parallel_calls=os.cpu_count() or 1,
         )
     return ds.prefetch(PREFETCH).with_options(pipeline_options()), steps

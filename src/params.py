@@ -6,12 +6,18 @@ augmentation strengths), so a study's best parameters reproduce a model exactly.
 
 from __future__ import annotations
 
+import json
+
 # Augmentation strengths use ImageDataGenerator's names and meaning: degrees, +-fraction of size.
 AUGMENT_DEFAULTS = {
     "rotation_range": 10.0,
     "zoom_range": 0.1,
     "width_shift_range": 0.1,
     "height_shift_range": 0.1,
+    # Elastic distortion (Simard et al. 2003), not an ImageDataGenerator transform: the `affine`
+    # backend only. alpha scales a displacement field smoothed over sigma pixels; 0 = off.
+    "elastic_alpha": 0.0,
+    "elastic_sigma": 4.0,
 }
 
 DEFAULTS: dict[str, dict] = {
@@ -45,6 +51,38 @@ DEFAULTS: dict[str, dict] = {
 }
 
 
+CHOICES = {"optimizer": ("adam", "rmsprop", "sgd"), "schedule": ("cosine", "plateau")}
+
+
 def default_params(model: str) -> dict:
     """A fresh copy of the default hyperparameters of architecture `model`."""
     return dict(DEFAULTS[model])
+
+
+def parse_override(text: str, model: str) -> tuple[str, object]:
+    """`KEY=VALUE` from `--set` -> (key, value) typed like the default; ValueError if not."""
+    key, sep, raw = text.partition("=")
+    defaults = DEFAULTS[model]
+    if not sep or key not in defaults:
+        known = ", ".join(sorted(k for k in defaults if k != "model"))
+        raise ValueError(f"{text!r}: expected KEY=VALUE with KEY one of: {known}")
+    if key == "model":
+        raise ValueError("the architecture is chosen with --model, not --set")
+    default = defaults[key]
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw  # a bare word: a string such as an optimizer name
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and (isinstance(default, float) or float(value).is_integer())
+        value = type(default)(value) if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ValueError(f"{key}={raw!r}: expected a {type(default).__name__} like {default!r}")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ValueError(f"{key}={raw!r}: expected one of {', '.join(CHOICES[key])}")
+    return key, value

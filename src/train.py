@@ -1,18 +1,32 @@
-"""Compile and fit one model: optimiser, learning-rate schedule, callbacks."""
+"""Compile and fit one model: optimiser, learning-rate schedule, callbacks, where to augment.
+
+Keras 3 runs this on TensorFlow (the default), JAX or PyTorch (`KERAS_BACKEND`). On a CPU with
+TensorFlow, augmentation runs in a `tf.data` pipeline overlapped with training (src/augment.py);
+on a GPU, or on another backend, it runs as the model's first layer (`src.warp.RandomWarp`),
+on the accelerator, fed from arrays in memory.
+"""
 
 from __future__ import annotations
 
+import functools
+import math
+
 import keras
 import numpy as np
-import tensorflow as tf
 
-from src.augment import make_train_data
+from src.errors import UserError
+from src.warp import RandomWarp, build_augmenter
 
-# Each fold predicts with a new model, so Keras traces a new predict function per fold; TF's
-# "triggered tf.function retracing" warning about that is expected here, not a problem. Only
-# that message is dropped; TensorFlow's other warnings still show.
-RETRACING = "triggered tf.function retracing"
-tf.get_logger().addFilter(lambda record: RETRACING not in record.getMessage())
+BACKEND = keras.backend.backend()
+
+if BACKEND == "tensorflow":
+    import tensorflow as tf
+
+    # Each fold predicts with a new model, so Keras traces a new predict function per fold; TF's
+    # "triggered tf.function retracing" warning about that is expected here, not a problem. Only
+    # that message is dropped; TensorFlow's other warnings still show.
+    RETRACING = "triggered tf.function retracing"
+    tf.get_logger().addFilter(lambda record: RETRACING not in record.getMessage())
 
 OPTIMIZERS = {
     "adam": lambda lr: keras.optimizers.Adam(lr),
@@ -29,6 +43,22 @@ class LogLearningRate(keras.callbacks.Callback):
             logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
 
 
+@functools.cache
+def accelerator() -> str:
+    """The GPU the Keras backend trains on ("" on a CPU)."""
+    if BACKEND == "tensorflow":
+        return "GPU" if tf.config.list_physical_devices("GPU") else ""
+    if BACKEND == "jax":
+        import jax
+
+        return next((d.device_kind for d in jax.devices() if d.platform == "gpu"), "")
+    if BACKEND == "torch":
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    return ""
+
+
 def configure_device() -> str:
     """Mixed float16 on a GPU (tensor cores, half the memory traffic), float32 on a CPU.
 
@@ -36,17 +66,28 @@ def configure_device() -> str:
     no clear gain, so CPUs stay in float32. Keras wraps the optimiser in a LossScaleOptimizer
     under mixed_float16, and the model's softmax layer computes in float32 either way.
     """
-    if tf.config.list_physical_devices("GPU"):
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        return "GPU, mixed_float16"
-    keras.mixed_precision.set_global_policy("float32")
-    return "CPU, float32"
+    accelerator.cache_clear()
+    gpu = accelerator()
+    policy = "mixed_float16" if gpu else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    where = gpu or "CPU"
+    if BACKEND != "tensorflow":
+        where += f" ({BACKEND})"
+    return f"{where}, {policy}"
+
+
+def augment_in_model() -> bool:
+    """Augment inside the model (GPU, or no tf.data) rather than in a tf.data pipeline."""
+    return BACKEND != "tensorflow" or bool(accelerator())
 
 
 def configure_determinism(enabled: bool) -> None:
     """Deterministic kernels and tf.data ordering: reruns with one seed give identical bits."""
-    if enabled:
-        tf.config.experimental.enable_op_determinism()
+    if not enabled:
+        return
+    if BACKEND != "tensorflow":
+        raise UserError("--deterministic needs the TensorFlow backend; unset KERAS_BACKEND")
+    tf.config.experimental.enable_op_determinism()
 
 
 def _learning_rate(params: dict, steps_per_epoch: int, epochs: int):
@@ -87,8 +128,15 @@ def fit_model(
     verbose: int = 2,
 ) -> keras.callbacks.History:
     """Train on augmented `train` batches; stop early on `val` and keep its best epoch."""
-    data, steps = make_train_data(*train, params, augment, seed)
-    compile_model(model, params, steps, epochs)
+    if augment_in_model():
+        trainer, data, steps = _augmenting_model(model, params, augment, seed), train, None
+    else:
+        from src.augment import make_train_data  # tf.data: TensorFlow only
+
+        trainer = model
+        data, steps = make_train_data(*train, params, augment, seed)
+    steps_per_epoch = steps or math.ceil(len(train[0]) / params["batch_size"])
+    compile_model(trainer, params, steps_per_epoch, epochs)
     cbs = [
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=patience, restore_best_weights=True
@@ -102,7 +150,13 @@ def fit_model(
                 monitor="val_accuracy", patience=3, factor=0.5, min_lr=1e-5
             )
         )
-    return model.fit(
+    if steps is None:  # arrays in memory: Keras batches and shuffles them
+        x, y = data
+        return trainer.fit(
+            x.astype("float32"), y, batch_size=params["batch_size"], epochs=epochs,
+            validation_data=val, callbacks=cbs, shuffle=True, verbose=verbose,
+        )  # fmt: skip
+    return trainer.fit(
         data,
         steps_per_epoch=steps,
         epochs=epochs,
@@ -112,3 +166,18 @@ def fit_model(
         shuffle=False,  # the pipeline shuffles
         verbose=verbose,
     )
+
+
+def _augmenting_model(model: keras.Model, params: dict, augment: str, seed: int) -> keras.Model:
+    """`model` behind a training-only augmentation layer; both share the same weights."""
+    if augment == "none":
+        return model
+    if augment == "affine":
+        layer = RandomWarp(params, seed)
+    elif augment == "layers":
+        layer = build_augmenter(params, seed)
+    else:
+        raise UserError(
+            f"--augment {augment} runs on the CPU with TensorFlow only; use --augment affine"
+        )
+    return keras.Sequential([keras.Input(model.input_shape[1:]), layer, model], name="trainer")
