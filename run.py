@@ -61,6 +61,14 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help=f"maximum epochs per fold (default {d.epochs})",
     )
     p.add_argument(
+        "--full-fits",
+        type=_at_least(0),
+        default=d.full_fits,
+        help=f"after the folds, train N models on every training row (--epochs each, own"
+        f" seeds); the submission averages them instead of the fold models (default"
+        f" {d.full_fits})",
+    )
+    p.add_argument(
         "--patience",
         type=_at_least(1),
         default=d.patience,
@@ -208,7 +216,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         flag = "--report" if a.report else "--run-name"
         p.error(f"{flag}: {name!r} must be a plain folder name (no '/' or leading '.')")
     return Config(
-        data_dir=a.data_dir.resolve(), folds=a.folds, epochs=a.epochs, patience=a.patience,
+        data_dir=a.data_dir.resolve(), folds=a.folds, epochs=a.epochs, full_fits=a.full_fits,
+        patience=a.patience,
         trials=a.trials, max_trials=a.max_trials, n_jobs=a.n_jobs, search_only=a.search_only,
         search_epochs=a.search_epochs, search_folds=a.search_folds,
         timeout=a.timeout, study_name=a.study_name, storage=a.storage,
@@ -306,10 +315,11 @@ def run(cfg: Config, command: str = "") -> None:
         flush=True,
     )
     results = cv.run_cv(cfg, params, data)
-    finish(cfg, data, results, command, start)
+    full_fits = cv.run_full_fits(cfg, params, data)
+    finish(cfg, data, results, full_fits, command, start)
 
 
-def finish(cfg: Config, data, results, command: str, start: float) -> None:
+def finish(cfg: Config, data, results, full_fits, command: str, start: float) -> None:
     """Ensemble the folds; check and write the submission; summary, report, maybe submit."""
     from src import cv, report
     from src.ensemble import accuracy, average_predictions, save_ensemble
@@ -324,7 +334,7 @@ def finish(cfg: Config, data, results, command: str, start: float) -> None:
     )
 
     oof = cv.out_of_fold(results, len(data.y_train))
-    test_proba = average_predictions([r.test_proba for r in results])
+    test_proba = average_predictions([m.test_proba for m in full_fits or results])
     save_ensemble(cfg.run_dir / "ensemble.npz", oof, test_proba, data.x_train, data.y_train)
     sub = make_submission(test_proba.argmax(axis=1))
     check_submission(sub, len(data.x_test), data.sample_ids)
@@ -334,7 +344,7 @@ def finish(cfg: Config, data, results, command: str, start: float) -> None:
 
     test_acc = None if data.test_labels is None else accuracy(data.test_labels, test_proba)
     summary = report.summarize(
-        results, accuracy(data.y_train, oof), test_acc, time.perf_counter() - start
+        results, accuracy(data.y_train, oof), test_acc, time.perf_counter() - start, full_fits
     )
     summary.update(command=command, submission=show(path), previous_diff=diff)
     report.save_summary(summary, cfg.run_dir)

@@ -14,6 +14,7 @@ class Config:
     data_dir: Path = ROOT / "input"  # train.csv + test.csv (or .csv.gz, or digit-recognizer.zip)
     folds: int = 5  # stratified k-fold: K models, each validated on its own 1/K of train.csv
     epochs: int = 30  # per fold; early stopping on the fold's validation part may end sooner
+    full_fits: int = 0  # models trained on all rows after the folds; the submission averages them
     patience: int = 10  # epochs without a better val_loss before a fold stops (best restored)
     trials: int = 20  # Optuna study's total finished trials before training; 0 = no search
     max_trials: int | None = None  # hard cap on the study's finished trials over all workers
@@ -30,7 +31,6 @@ class Config:
     seed: int = 42  # folds, weight init, shuffling and augmentation all derive from it
     run_name: str = ""  # folder under runs_dir; the same name resumes that run
     deterministic: bool = False  # op-level determinism: byte-identical reruns on CPU
-    tta: bool = False  # also average predictions over a few augmented copies of test.csv
     report: bool = False  # only rebuild run_name's report.html from its saved files
     submit: bool = False  # send the submission with the kaggle CLI at the end
     message: str = ""  # the submission's message; "" = run name, folds, model and OOF accuracy

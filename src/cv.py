@@ -1,7 +1,13 @@
-"""Stratified k-fold training: one model per fold, out-of-fold predictions, resumable runs.
+"""Stratified k-fold training, then full-data models: out-of-fold predictions, resumable runs.
 
-Each fold's artifacts live in `runs/<run>/fold_<k>/`. `predictions.npz` is written last, after
-the model, so its presence means the fold is complete: a rerun with the same run name skips it.
+The folds measure (out-of-fold accuracy, best epochs); the full fits then train the same
+network on every training row, each with its own seed, and are what the submission averages
+(the folds' models when there are none). On the sample, one model trained on all 8,000 rows
+scored 0.9920-0.9930 on the held-out digits where a fold model, on 6,400, scored 0.9895-0.9925.
+
+Each fold's artifacts live in `runs/<run>/fold_<k>/`, each full fit's in `runs/<run>/full_<i>/`.
+`predictions.npz` is written last, after the model, so its presence means the model is
+complete: a rerun with the same run name skips it.
 """
 
 from __future__ import annotations
@@ -67,8 +73,24 @@ def prepare_run_dir(cfg: Config, params: dict) -> None:
     write_json(path, settings)
 
 
+@dataclass
+class FullFit:
+    index: int  # 0-based
+    test_proba: np.ndarray  # probabilities for every test.csv row
+    epochs: int
+    seconds: float
+    resumed: bool = False
+
+
+FULL_FIT_SEED = 1000  # full fit i trains with seed + 1000 + i, apart from the folds' seed + k
+
+
 def _fold_dir(cfg: Config, fold: int) -> Path:
     return cfg.run_dir / f"fold_{fold + 1}"
+
+
+def _full_dir(cfg: Config, index: int) -> Path:
+    return cfg.run_dir / f"full_{index + 1}"
 
 
 def load_fold(cfg: Config, fold: int) -> FoldResult | None:
@@ -120,18 +142,20 @@ def train_fold(
 
 
 def _save_fold(cfg: Config, model: keras.Model, history, result: FoldResult) -> None:
+    meta = {k: getattr(result, k) for k in ("accuracy", "epochs", "best_epoch", "seconds")}
+    arrays = {k: getattr(result, k) for k in ("val_idx", "val_proba", "test_proba")}
+    _save_model(_fold_dir(cfg, result.fold), model, history, "fold.json", meta, arrays)
+
+
+def _save_model(out: Path, model, history, meta_name: str, meta: dict, arrays: dict) -> None:
     """Model, history and metadata first; predictions.npz last, as the completion marker."""
-    out = _fold_dir(cfg, result.fold)
     with atomic_path(out / "model.keras") as tmp:
         model.save(tmp)
     history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     write_json(out / "history.json", history_)
-    meta = {k: getattr(result, k) for k in ("accuracy", "epochs", "best_epoch", "seconds")}
-    write_json(out / "fold.json", meta)
+    write_json(out / meta_name, meta)
     with atomic_path(out / "predictions.npz") as tmp:
-        np.savez(
-            tmp, val_idx=result.val_idx, val_proba=result.val_proba, test_proba=result.test_proba
-        )
+        np.savez(tmp, **arrays)
 
 
 def run_cv(cfg: Config, params: dict, data: Digits) -> list[FoldResult]:
@@ -168,3 +192,52 @@ def out_of_fold(results: list[FoldResult], n_rows: int) -> np.ndarray:
     if np.isnan(oof).any():
         raise ValueError("some training rows were validated by no fold")
     return oof
+
+
+def train_full_fit(cfg: Config, params: dict, data: Digits, index: int) -> FullFit:
+    """Fit one model on every training row for --epochs epochs; predict test.csv; save it.
+
+    No rows are held out, so nothing stops it early: it trains the epochs the folds trained,
+    down the same learning-rate schedule.
+    """
+    keras.backend.clear_session()
+    seed = cfg.seed + FULL_FIT_SEED + index
+    keras.utils.set_random_seed(seed)
+    model = build_model(params)
+    start = time.perf_counter()
+    history = fit_model(model, params, (data.x_train, data.y_train), None, epochs=cfg.epochs,
+                        patience=cfg.patience, augment=cfg.augment, seed=seed)  # fmt: skip
+    result = FullFit(index=index, test_proba=predict_proba(model, data.x_test),
+                     epochs=len(history.history["loss"]),
+                     seconds=time.perf_counter() - start)  # fmt: skip
+    meta = {"epochs": result.epochs, "seconds": result.seconds}
+    arrays = {"test_proba": result.test_proba}
+    _save_model(_full_dir(cfg, index), model, history, "fit.json", meta, arrays)
+    return result
+
+
+def load_full_fit(cfg: Config, index: int) -> FullFit | None:
+    path = _full_dir(cfg, index) / "predictions.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        test_proba = z["test_proba"]
+    meta = read_json(_full_dir(cfg, index) / "fit.json")
+    return FullFit(index=index, test_proba=test_proba, resumed=True, **meta)
+
+
+def run_full_fits(cfg: Config, params: dict, data: Digits) -> list[FullFit]:
+    """Train (or resume) --full-fits models on all training rows, with progress like the folds."""
+    fits = []
+    for index in range(cfg.full_fits):
+        head = f"full fit {index + 1}/{cfg.full_fits}"
+        fit = load_full_fit(cfg, index)
+        if fit is not None:
+            print(f"── {head}: finished in an earlier run, skipped", flush=True)
+        else:
+            print(f"── {head}: train on all {len(data.y_train)} rows, {cfg.epochs} epochs ──",
+                  flush=True)  # fmt: skip
+            fit = train_full_fit(cfg, params, data, index)
+            print(f"── {head}: {fit.seconds:.0f} s", flush=True)
+        fits.append(fit)
+    return fits

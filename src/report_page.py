@@ -18,6 +18,7 @@ from src import report_figures
 from src.data import show
 from src.errors import UserError
 from src.files import atomic_path, read_json
+from src.report import ensemble_of
 from src.submission import describe_diff
 
 GALLERY = 32  # most confidently wrong out-of-fold digits shown
@@ -105,6 +106,8 @@ def render(run: dict, figures: dict[str, str], run_dir: Path) -> str:
         ),
         f"<p>Submission check: {esc(describe_diff(s.get('previous_diff')))}.</p>",
         "<h2>Folds</h2>", folds,
+        f"<p>The submission averages {esc(ensemble_of(s))}; the folds' out-of-fold accuracy"
+        " estimates one model's accuracy on unseen digits.</p>",
         "<h2>Learning curves</h2>",
         _figure(figures["learning_curves"], "loss, accuracy and learning rate per epoch"),
         "<h2>Out-of-fold errors</h2>",

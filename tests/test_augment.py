@@ -1,7 +1,9 @@
-"""Both augmentation backends move pixels within ImageDataGenerator's configured ranges.
+"""Every augmentation path moves pixels within ImageDataGenerator's configured ranges.
 
-A bright 3x3 dot is augmented 64 times through the real training-data path; its centroid must
-move, and never further than the configured rotation, zoom or shift allows.
+A bright 3x3 dot is augmented 64 times through the real training-data path (the tf.data
+backends, ImageDataGenerator, and `model`: the RandomWarp layer that augments inside the model
+on a GPU or a non-TensorFlow backend); its centroid must move, and never further than the
+configured rotation, zoom or shift allows. Elastic distortion is checked the same way.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 
 from src.augment import make_train_data
+from src.warp import RandomWarp, warp
 
 CENTER = 13.5  # pixel-centre coordinates of a 28x28 image's middle
 N = 64
@@ -25,9 +28,12 @@ def augmented_centroids(backend: str, x: np.ndarray, **strengths) -> np.ndarray:
     """(N, 2) intensity centroids (row, col) of one augmented batch."""
     params = {"rotation_range": 0, "zoom_range": 0, "width_shift_range": 0,
               "height_shift_range": 0, "batch_size": N, **strengths}  # fmt: skip
-    data, steps = make_train_data(x, np.zeros(N, np.int64), params, backend, seed=1)
-    assert steps == 1
-    batch = np.asarray(data[0][0] if backend == "idg" else next(iter(data))[0])[..., 0]
+    if backend == "model":
+        batch = np.asarray(RandomWarp(params, seed=1)(x.astype("float32"), training=True))[..., 0]
+    else:
+        data, steps = make_train_data(x, np.zeros(N, np.int64), params, backend, seed=1)
+        assert steps == 1
+        batch = np.asarray(data[0][0] if backend == "idg" else next(iter(data))[0])[..., 0]
     assert batch.shape == (N, 28, 28)
     rows, cols = np.mgrid[0:28, 0:28]
     mass = batch.sum(axis=(1, 2))
@@ -35,7 +41,7 @@ def augmented_centroids(backend: str, x: np.ndarray, **strengths) -> np.ndarray:
     return np.stack([(batch * rows).sum((1, 2)) / mass, (batch * cols).sum((1, 2)) / mass], 1)
 
 
-BACKENDS = ["affine", "layers", "idg"]
+BACKENDS = ["affine", "layers", "idg", "model"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -84,3 +90,35 @@ def test_each_epoch_sees_new_transforms_or_none(backend):
         it = iter(data)
         first, second = next(it)[0].numpy(), next(it)[0].numpy()
     assert np.array_equal(first, second) == (backend == "none")
+
+
+@pytest.mark.parametrize("backend", ["affine", "model"])
+def test_elastic_distortion_moves_the_dot_a_few_pixels(backend):
+    """alpha 34, sigma 4 (Simard et al.): displacements of about a pixel, a few at most."""
+    x = dot_images(14, 14)
+    c = augmented_centroids(backend, x, elastic_alpha=34.0, elastic_sigma=4.0)
+    moved = np.hypot(c[:, 0] - 14, c[:, 1] - 14)
+    assert moved.max() > 0.5  # it does distort
+    assert moved.max() < 5.0  # but keeps the digit in place
+    assert np.median(moved) < 2.5
+
+
+def test_elastic_path_without_displacement_equals_the_affine_warp():
+    """The elastic path samples the same affine grid as affine_transform when the field is 0."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (8, 28, 28, 1)).astype("float32")
+    u = rng.uniform(-1, 1, (8, 5)).astype("float32")
+    params = {"rotation_range": 10, "zoom_range": 0.1, "width_shift_range": 0.1,
+              "height_shift_range": 0.1}  # fmt: skip
+    affine = np.asarray(warp(x, u, None, params))
+    elastic = {**params, "elastic_alpha": 1e-9, "elastic_sigma": 4.0}
+    sampled = np.asarray(warp(x, u, np.ones((8, 28, 28, 2), "float32"), elastic))
+    np.testing.assert_allclose(sampled, affine, atol=1e-3)
+    assert np.abs(affine - x).max() > 50  # and the warp did move pixels
+
+
+def test_random_warp_is_the_identity_at_inference():
+    x = dot_images(14, 20).astype("float32")
+    layer = RandomWarp({"rotation_range": 10, "width_shift_range": 0.1}, seed=3)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    assert not np.array_equal(np.asarray(layer(x, training=True)), x)

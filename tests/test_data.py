@@ -178,6 +178,10 @@ def test_missing_data_names_the_download_command_and_the_sample(tmp_path, runner
         (["--trials", "-1"], "--trials"),
         (["--augment", "magic"], "--augment"),
         (["--run-name", "../escape"], "--run-name"),
+        (["--set", "no_such_param=1"], "KEY one of"),
+        (["--set", "filters=4.5"], "filters='4.5': expected a int"),
+        (["--set", "optimizer=adamw"], "expected one of adam, rmsprop, sgd"),
+        (["--set", "dropout"], "expected KEY=VALUE"),
     ],
 )
 def test_bad_flags_exit_2(flags, fragment, small_dir, runner):

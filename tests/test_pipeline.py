@@ -95,3 +95,44 @@ def test_resume_with_other_settings_is_refused(tiny, capsys):
     assert code == 2
     assert "epochs 5 -> 6" in err and "--run-name" in err
     assert sorted(p.stat().st_mtime_ns for p in runner.written()) == before
+
+
+def test_set_overrides_reach_the_trained_params(tiny, capsys):
+    """--set changes the params a run trains with: resuming run a with one is refused by name."""
+    runner, data = tiny
+    before = sorted(p.stat().st_mtime_ns for p in runner.written())
+    flags = [*FLAGS, "--set", "dropout=0.25", "--set", "elastic_alpha=20"]
+    code, _, err = call(runner, capsys, "--data-dir", str(data), *flags, "--run-name", "a")
+    assert code == 2
+    assert "dropout 0.4 -> 0.25" in err and "elastic_alpha 0.0 -> 20.0" in err
+    assert sorted(p.stat().st_mtime_ns for p in runner.written()) == before
+
+
+def test_full_fits_train_on_every_row_and_make_the_submission(tiny, capsys):
+    runner, data = tiny
+    flags = ["--data-dir", str(data), *FLAGS, "--full-fits", "1", "--run-name", "full"]
+    code, out, err = call(runner, capsys, *flags)
+    assert code == 0, err
+    assert "full fit 1/1: train on all 1200 rows, 5 epochs" in out
+    assert "ensemble: the average of 1 full-data model (trained on every training row)" in out
+    run = runner.runs / "full"
+    full = np.load(run / "full_1" / "predictions.npz")["test_proba"]
+    folds = [np.load(run / f"fold_{k}" / "predictions.npz")["test_proba"] for k in (1, 2)]
+    ensemble = np.load(run / "ensemble.npz")["test_proba"]
+    np.testing.assert_array_equal(ensemble, full)  # the submission is the full fit's
+    assert not np.allclose(full, np.mean(folds, axis=0))
+    sub = pd.read_csv(runner.subs / "full.csv")
+    assert (sub["Label"].to_numpy() == full.argmax(1)).all()
+    history = json.loads((run / "full_1" / "history.json").read_text())
+    assert len(history["loss"]) == 5 and "val_loss" not in history  # no rows held out
+    summary = json.loads((run / "summary.json").read_text())
+    assert [f["epochs"] for f in summary["full_fits"]] == [5]
+    # the folds are the same as run a's: the full fit is extra, it does not change them
+    a = np.load(runner.runs / "a" / "ensemble.npz")["oof_proba"]
+    np.testing.assert_array_equal(np.load(run / "ensemble.npz")["oof_proba"], a)
+
+    model = (run / "full_1" / "model.keras").stat().st_mtime_ns
+    code, out, err = call(runner, capsys, *flags)
+    assert code == 0, err
+    assert "full fit 1/1: finished in an earlier run, skipped" in out
+    assert (run / "full_1" / "model.keras").stat().st_mtime_ns == model

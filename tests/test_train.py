@@ -1,0 +1,47 @@
+"""The training path used on a GPU or a non-TensorFlow Keras backend: augmentation inside the
+model (RandomWarp), fed from arrays in memory. CI has no GPU, so the path is forced on the CPU."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from src import train
+from src.errors import UserError
+from src.model import build_model
+from src.params import default_params
+from src.warp import RandomWarp
+
+
+@pytest.fixture
+def in_model(monkeypatch):
+    monkeypatch.setattr(train, "augment_in_model", lambda: True)
+
+
+def test_in_model_augmentation_trains_and_leaves_the_model_bare(in_model, sample_frames):
+    train_df = sample_frames[0]
+    x = train_df.iloc[:1500, 1:].to_numpy("uint8").reshape(-1, 28, 28, 1)
+    y = train_df.iloc[:1500, 0].to_numpy()
+    keras.utils.set_random_seed(0)
+    params = {**default_params("cnn"), "elastic_alpha": 34.0}
+    model = build_model(params)
+    history = train.fit_model(
+        model, params, (x[:1200], y[:1200]), (x[1200:].astype("float32"), y[1200:]),
+        epochs=3, patience=3, augment="affine", seed=0, verbose=0,
+    )  # fmt: skip
+    assert len(history.history["val_accuracy"]) == 3
+    proba = model.predict(x[1200:].astype("float32"), verbose=0)
+    assert np.mean(proba.argmax(1) == y[1200:]) > 0.6  # chance is 0.1
+    # what is saved and predicts is the bare model: no augmentation layer, same answer twice
+    assert not any(isinstance(layer, RandomWarp) for layer in model.layers)
+    again = model.predict(x[1200:].astype("float32"), verbose=0)
+    np.testing.assert_array_equal(proba, again)
+
+
+def test_idg_has_no_in_model_form(in_model):
+    params = default_params("cnn")
+    x, y = np.zeros((8, 28, 28, 1), "uint8"), np.zeros(8, "int64")
+    with pytest.raises(UserError, match="--augment idg runs with TensorFlow on the CPU only"):
+        train.fit_model(build_model(params), params, (x, y), (x.astype("float32"), y),
+                        epochs=1, patience=1, augment="idg", seed=0)  # fmt: skip
