@@ -14,7 +14,7 @@ class Config:
     data_dir: Path = ROOT / "input"  # train.csv + test.csv (or .csv.gz, or digit-recognizer.zip)
     folds: int = 5  # stratified k-fold: K models, each validated on its own 1/K of train.csv
     epochs: int = 30  # per fold; early stopping on the fold's validation part may end sooner
-    full_fits: int = 0  # models trained on all rows after the folds; the submission averages them
+    full_fits: int = 3  # models trained on all rows after the folds; the submission averages them
     patience: int = 10  # epochs without a better val_loss before a fold stops (best restored)
     trials: int = 20  # Optuna study's total finished trials before training; 0 = no search
     max_trials: int | None = None  # hard cap on the study's finished trials over all workers

@@ -108,6 +108,9 @@ def render(run: dict, figures: dict[str, str], run_dir: Path) -> str:
         "<h2>Folds</h2>", folds,
         f"<p>The submission averages {esc(ensemble_of(s))}; the folds' out-of-fold accuracy"
         " estimates one model's accuracy on unseen digits.</p>",
+        _table(["full fit", "epochs", "seconds"],
+               [[f["fit"], f["epochs"], f"{f['seconds']:.0f}"] for f in s.get("full_fits", [])])
+        if s.get("full_fits") else "",
         "<h2>Learning curves</h2>",
         _figure(figures["learning_curves"], "loss, accuracy and learning rate per epoch"),
         "<h2>Out-of-fold errors</h2>",

@@ -190,7 +190,6 @@ def _augmenting_model(model: keras.Model, params: dict, augment: str, seed: int)
     else:
         # ImageDataGenerator is NumPy on the host; Keras's preprocessing layers inside a JAX
         # model took 213 ms a step on an H100 where RandomWarp takes 5-10 ms (benchmarks/).
-        raise UserError(
-            f"--augment {augment} runs with TensorFlow on the CPU only; use --augment affine"
-        )
+        needs = "TensorFlow on a CPU" if augment == "idg" else "the TensorFlow backend"
+        raise UserError(f"--augment {augment} needs {needs}; use --augment affine")
     return keras.Sequential([keras.Input(model.input_shape[1:]), layer, model], name="trainer")

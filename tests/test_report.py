@@ -16,7 +16,7 @@ import pytest
 from conftest import Runner, write_slice
 from src.submission import compare_with_previous, make_submission
 
-TINY = ["--folds", "2", "--epochs", "2", "--trials", "0", "--seed", "7"]
+TINY = ["--folds", "2", "--epochs", "2", "--trials", "0", "--seed", "7", "--full-fits", "1"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -74,6 +74,8 @@ def test_report_shows_the_runs_numbers_and_valid_images(finished, printed):
     assert summary["command"] in html.unescape(page)
     assert json.loads((run_dir / "config.json").read_text())["params"]["filters"] == 32
     assert '"filters": 32' in page  # the config shown is the one that trained
+    assert "The submission averages 1 full-data model" in page
+    assert "<th>full fit</th>" in page
 
 
 def test_gallery_shows_only_out_of_fold_mistakes(finished, printed, sample_frames):
@@ -91,7 +93,7 @@ def test_gallery_shows_only_out_of_fold_mistakes(finished, printed, sample_frame
 
 
 def digest(folder):
-    files = folder.rglob("fold_*/*")
+    files = [*folder.rglob("fold_*/*"), *folder.rglob("full_*/*")]
     return {p: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).digest()) for p in files}
 
 

@@ -21,7 +21,7 @@ from src.data import load_digits
 from src.params import default_params
 from src.study_plots import save_study_plots
 
-TINY = ["--folds", "2", "--epochs", "1", "--search-epochs", "2", "--seed", "3"]
+TINY = ["--folds", "2", "--epochs", "1", "--search-epochs", "2", "--seed", "3", "--full-fits", "0"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

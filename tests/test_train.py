@@ -42,6 +42,6 @@ def test_in_model_augmentation_trains_and_leaves_the_model_bare(in_model, sample
 def test_idg_has_no_in_model_form(in_model):
     params = default_params("cnn")
     x, y = np.zeros((8, 28, 28, 1), "uint8"), np.zeros(8, "int64")
-    with pytest.raises(UserError, match="--augment idg runs with TensorFlow on the CPU only"):
+    with pytest.raises(UserError, match="--augment idg needs TensorFlow on a CPU; use --augment"):
         train.fit_model(build_model(params), params, (x, y), (x.astype("float32"), y),
                         epochs=1, patience=1, augment="idg", seed=0)  # fmt: skip

@@ -27,7 +27,7 @@ POSTGRES = os.environ.get("DIGITS_TEST_POSTGRES_URL", "")
 pytestmark = pytest.mark.skipif(
     not POSTGRES, reason="DIGITS_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL)"
 )
-TINY = ["--folds", "2", "--epochs", "1", "--search-epochs", "1", "--seed", "5"]
+TINY = ["--folds", "2", "--epochs", "1", "--search-epochs", "1", "--seed", "5", "--full-fits", "0"]
 States = optuna.trial.TrialState
 
 
