@@ -70,8 +70,8 @@ def warp(images, u, noise, params: dict):
     """Warp a float batch (B, H, W, 1) by the affine draws `u` and, if set, elastic `noise`.
 
     Without elastic distortion this is one `affine_transform`; with it, the affine sampling
-    grid plus the displacement field goes through one `map_coordinates`, so the image is still
-    interpolated once. Black fills whatever is sampled from outside the image.
+    grid plus the displacement field is sampled once by `bilinear_sample`, so the image is
+    still interpolated once. Black fills whatever is sampled from outside the image.
     """
     height, width = images.shape[1], images.shape[2]
     coeffs = affine_coefficients(u, params, height, width)
