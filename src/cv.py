@@ -3,7 +3,7 @@
 The folds measure (out-of-fold accuracy, best epochs); the full fits then train the same
 network on every training row, each with its own seed, and are what the submission averages
 (the folds' models when there are none). On the sample, one model trained on all 8,000 rows
-scored 0.9920-0.9930 on the held-out digits where a fold model, on 6,400, scored 0.9895-0.9925.
+scored 0.9920-0.9935 on the held-out digits where a fold model, on 6,400, scored 0.9895-0.9925.
 
 Each fold's artifacts live in `runs/<run>/fold_<k>/`, each full fit's in `runs/<run>/full_<i>/`.
 `predictions.npz` is written last, after the model, so its presence means the model is
