@@ -1,6 +1,7 @@
 """Time to accuracy on the bundled sample: the classic notebook recipe versus this project.
 
-    python benchmarks/time_to_accuracy.py [--preset "--folds 3 --epochs 8"] [--default]
+    python benchmarks/time_to_accuracy.py [--preset "--folds 3 --epochs 8 --full-fits 0"]
+                                           [--default]
 
 `recipe`: the most copied Digit Recognizer notebook, as published: 2x Conv2D(32, 5x5) -> pool ->
 2x Conv2D(64, 3x3) -> pool -> Dense(256), dropout .25/.25/.5, RMSprop(1e-3),
@@ -109,7 +110,8 @@ def project(flags: str, tmp: Path, name: str) -> tuple[float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default="--folds 3 --epochs 8", help="run.py flags of the preset")
+    p.add_argument("--preset", default="--folds 3 --epochs 8 --full-fits 0",
+                   help="run.py flags of the preset")  # fmt: skip
     p.add_argument("--default", action="store_true", help="also the default 5-fold run (~10 min)")
     args = p.parse_args()
     print(f"command: python benchmarks/time_to_accuracy.py --preset {args.preset!r}"
