@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from src.model import build_model
 from src.params import default_params
-from src.train import compile_model, configure_device
+from src.train import augment_in_model, compile_model, configure_device
 
 
 @pytest.fixture
@@ -20,6 +20,7 @@ def restore_policy():
 
 def test_cpu_trains_in_float32(restore_policy):
     assert configure_device() == "CPU, float32"  # this machine has no GPU
+    assert not augment_in_model()  # augmentation in the tf.data pipeline
     model = build_model(default_params("cnn"))
     assert all(layer.compute_dtype == "float32" for layer in model.layers)
 
@@ -31,6 +32,7 @@ def test_a_gpu_gets_mixed_float16_and_float32_probabilities(monkeypatch, restore
         lambda kind=None: ["GPU:0"] if kind == "GPU" else real(kind),
     )  # fmt: skip
     assert configure_device() == "GPU, mixed_float16"
+    assert augment_in_model()  # the GPU warps its own batches: no CPU pipeline to wait for
     params = default_params("cnn")
     model = build_model(params)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
