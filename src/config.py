@@ -26,7 +26,7 @@ class Config:
     study_name: str = ""  # Optuna study; "" = "<model>-search"
     storage: str = ""  # Optuna RDB URL; "" = SQLite file runs/optuna.db
     model: str = "cnn"  # architecture: "cnn" (default) or "seed" (the write-up's 4-layer net)
-    overrides: tuple = ()  # (key, value) pairs from --set, applied on top of the chosen params
+    overrides: tuple[tuple[str, object], ...] = ()  # --set KEY=VALUE pairs, on top of the params
     augment: str = "affine"  # one of AUGMENT_BACKENDS (affine: fastest at equal accuracy)
     seed: int = 42  # folds, weight init, shuffling and augmentation all derive from it
     run_name: str = ""  # folder under runs_dir; the same name resumes that run
