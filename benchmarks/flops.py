@@ -42,9 +42,13 @@ from src.train import BACKEND, accelerator, compile_model, configure_device  # n
 
 if BACKEND == "tensorflow":
     import tensorflow as tf
+
+    xp = tf  # where the matmul dtypes come from
 else:
     import jax
     import jax.numpy as jnp
+
+    xp = jnp
 
 
 def forward_flops(params: dict) -> int:
@@ -133,19 +137,13 @@ def main() -> None:
     if accelerator():
         gpu_report(x, y, params, per_image, args)
         return
-    speed = {
-        "fp32": images_per_second(x, y, params, args.epochs, "float32", jit=False),
-        "xla": images_per_second(x, y, params, args.epochs, "float32", jit=True),
-        "bf16": images_per_second(x, y, params, args.epochs, "mixed_bfloat16", jit=False),
-    }
-    for name, img_s in speed.items():
-        print(f"{name}: {img_s:,.0f} images/s = {img_s * per_image / 1e9:.1f} GFLOP/s"
-              f" ({img_s / speed['fp32']:.2f}x float32)")  # fmt: skip
+    variants = {"fp32": ("float32", False), "xla": ("float32", True),
+                "bf16": ("mixed_bfloat16", False)}  # fmt: skip
+    speed = measure_variants(x, y, params, args.epochs, variants, per_image, unit="GFLOP")
 
     cores = os.cpu_count()
     peak = cores * clock_ghz() * args.flops_per_cycle
-    np_ = tf if BACKEND == "tensorflow" else jnp
-    matmul32, matmul16 = matmul_gflops(np_.float32), matmul_gflops(np_.bfloat16)
+    matmul32, matmul16 = matmul_gflops(xp.float32), matmul_gflops(xp.bfloat16)
     achieved = speed["fp32"] * per_image / 1e9
     print(f"peak: {cores} cores x {clock_ghz():.2f} GHz x {args.flops_per_cycle} FP32"
           f" FLOPs/cycle = {peak:.0f} GFLOP/s nominal; measured matmul 2048^2: float32"
@@ -159,18 +157,24 @@ def main() -> None:
           f" bf16_ratio={speed['bf16'] / speed['fp32']:.2f}")  # fmt: skip
 
 
+def measure_variants(x, y, params, epochs: int, variants: dict, per_image: int, unit: str):
+    """images/s of each variant {name: (policy, jit)}, printed with its rate and ratio to fp32."""
+    scale, digits = {"GFLOP": (1e9, 1), "TFLOP": (1e12, 3)}[unit]
+    speed = {name: images_per_second(x, y, params, epochs, policy, jit=jit)
+             for name, (policy, jit) in variants.items()}  # fmt: skip
+    for name, img_s in speed.items():
+        print(f"{name}: {img_s:,.0f} images/s = {img_s * per_image / scale:.{digits}f} {unit}/s"
+              f" ({img_s / speed['fp32']:.2f}x float32)")  # fmt: skip
+    return speed
+
+
 def gpu_report(x, y, params: dict, per_image: int, args) -> None:
     """The same figures on a GPU: float32 vs the mixed precisions, against the card's peak."""
-    speed = {
-        "fp32": images_per_second(x, y, params, args.epochs, "float32", jit=True),
-        "fp16": images_per_second(x, y, params, args.epochs, "mixed_float16", jit=True),
-        "bf16": images_per_second(x, y, params, args.epochs, "mixed_bfloat16", jit=True),
-    }
-    for name, img_s in speed.items():
-        print(f"{name}: {img_s:,.0f} images/s = {img_s * per_image / 1e12:.3f} TFLOP/s"
-              f" ({img_s / speed['fp32']:.2f}x float32)")  # fmt: skip
-    matmul32 = matmul_gflops(jnp.float32, n=8192) / 1e3
-    matmul16 = matmul_gflops(jnp.float16, n=8192) / 1e3
+    variants = {"fp32": ("float32", True), "fp16": ("mixed_float16", True),
+                "bf16": ("mixed_bfloat16", True)}  # fmt: skip
+    speed = measure_variants(x, y, params, args.epochs, variants, per_image, unit="TFLOP")
+    matmul32 = matmul_gflops(xp.float32, n=8192) / 1e3
+    matmul16 = matmul_gflops(xp.float16, n=8192) / 1e3
     achieved = speed["fp16"] * per_image / 1e12
     print(f"card: {accelerator()}; datasheet FP16 dense peak {args.peak_tflops:.0f} TFLOP/s;"
           f" measured matmul 8192^2: float32 {matmul32:.0f} TFLOP/s, float16"

@@ -70,7 +70,7 @@ def main() -> None:
     for r in done:
         with np.load(a.out / "runs" / r["name"] / "ensemble.npz") as z:
             probas[r["name"]] = (z["oof_proba"], z["test_proba"])
-    labels = np.load(a.out / "runs" / done[0]["name"] / "ensemble.npz")["y_train"]
+            labels = z["y_train"]  # the same rows in every run
     answers = _solution()
     oof = np.mean([o for o, _ in probas.values()], axis=0)
     test = np.mean([t for _, t in probas.values()], axis=0)
