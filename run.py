@@ -50,9 +50,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     p.add_argument(
         "--folds",
-        type=_at_least(2),
+        type=_at_least(0),
         default=d.folds,
-        help=f"stratified folds = models in the ensemble (default {d.folds})",
+        help=f"stratified folds: K models, each validated on its own 1/K of train.csv"
+        f" (default {d.folds}); 0 = no folds, only the --full-fits models: the fastest"
+        f" submission, with no out-of-fold estimate",
     )
     p.add_argument(
         "--epochs",
@@ -199,6 +201,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
     a = p.parse_args(argv)
     if a.trials is None:
         a.trials = a.max_trials or d.trials
+    if a.folds == 1:
+        p.error("--folds: one fold validates on every row it trained on; give 0 or K >= 2")
+    if not a.folds and not a.full_fits:
+        p.error("--folds 0 --full-fits 0 trains no model; give --full-fits N (N >= 1)")
+    if not a.folds and a.trials:
+        p.error("--folds 0: the search validates its trials on folds; use --trials 0 (with"
+                " --study-name NAME to train a finished study's best)")  # fmt: skip
     if a.search_only and not a.trials:
         p.error("--search-only: needs trials to run; give --trials N or --max-trials N")
     if a.trials and a.model != "cnn":
@@ -333,7 +342,7 @@ def finish(cfg: Config, data, results, full_fits, command: str, start: float) ->
         write_submission,
     )
 
-    oof = cv.out_of_fold(results, len(data.y_train))
+    oof = cv.out_of_fold(results, len(data.y_train)) if results else None  # None: --folds 0
     test_proba = average_predictions([m.test_proba for m in full_fits or results])
     save_ensemble(cfg.run_dir / "ensemble.npz", oof, test_proba, data.x_train, data.y_train)
     sub = make_submission(test_proba.argmax(axis=1))
@@ -343,17 +352,14 @@ def finish(cfg: Config, data, results, full_fits, command: str, start: float) ->
     write_submission(sub, path, copies=[cfg.submissions_dir / f"{cfg.run_name}.csv"])
 
     test_acc = None if data.test_labels is None else accuracy(data.test_labels, test_proba)
-    summary = report.summarize(
-        results, accuracy(data.y_train, oof), test_acc, time.perf_counter() - start, full_fits
-    )
+    oof_acc = None if oof is None else accuracy(data.y_train, oof)
+    summary = report.summarize(results, oof_acc, test_acc, time.perf_counter() - start, full_fits)
     summary.update(command=command, submission=show(path), previous_diff=diff)
     report.save_summary(summary, cfg.run_dir)
     report_start = time.perf_counter()
     page = build_report(cfg.run_dir)
     report_seconds = time.perf_counter() - report_start
-    message = cfg.message or (
-        f"{cfg.run_name}: {cfg.folds}-fold {cfg.model}, OOF {summary['oof_accuracy']:.4f}"
-    )
+    message = cfg.message or f"{cfg.run_name}: {report.headline(summary)}"
     report.print_summary(
         summary, path, cfg.run_dir, submit_command(show(path), message, cfg.competition)
     )
@@ -378,7 +384,9 @@ def submit_run(cfg: Config) -> None:
     import numpy as np
     import pandas as pd
 
+    from src.files import read_json
     from src.kaggle_submit import submit
+    from src.report import headline
     from src.submission import check_submission, compare_with_previous, describe_diff
 
     path = cfg.submissions_dir / f"{cfg.run_name}.csv"
@@ -393,14 +401,8 @@ def submit_run(cfg: Config) -> None:
         raise UserError(f"{show(path)}: not a valid submission ({e}); rerun the run") from None
     latest = cfg.submissions_dir / "submission.csv"
     print(f"submission check: {describe_diff(compare_with_previous(sub, latest))}")
-    message = cfg.message or f"{cfg.run_name}: {read_oof(cfg.run_dir)}"
-    submit(path, message, cfg.competition)
-
-
-def read_oof(run_dir: Path) -> str:
-    from src.files import read_json
-
-    return f"OOF {read_json(run_dir / 'summary.json')['oof_accuracy']:.4f}"
+    summary = read_json(cfg.run_dir / "summary.json")
+    submit(path, cfg.message or f"{cfg.run_name}: {headline(summary)}", cfg.competition)
 
 
 def command_line(argv: list[str]) -> str:

@@ -160,6 +160,8 @@ def _save_model(out: Path, model, history, meta_name: str, meta: dict, arrays: d
 
 def run_cv(cfg: Config, params: dict, data: Digits) -> list[FoldResult]:
     """Train (or resume) every fold, printing a header per fold and its score after."""
+    if not cfg.folds:  # --folds 0: only full fits
+        return []
     folds = make_folds(data.y_train, cfg.folds, cfg.seed)
     results = []
     for fold in range(cfg.folds):

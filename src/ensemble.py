@@ -30,14 +30,22 @@ def accuracy(labels: np.ndarray, proba: np.ndarray) -> float:
 
 
 def save_ensemble(
-    path: Path, oof: np.ndarray, test_proba: np.ndarray, x_train: np.ndarray, y_train: np.ndarray
+    path: Path,
+    oof: np.ndarray | None,
+    test_proba: np.ndarray,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
 ) -> None:
     """ensemble.npz: the probabilities, the labels, and the out-of-fold mistakes' images.
 
     The mistakes are ordered most confident first; with them the report needs no data files.
+    Without folds (`oof` None) there are no out-of-fold probabilities and no known mistakes.
     """
-    wrong = np.flatnonzero(oof.argmax(axis=1) != y_train)
-    wrong = wrong[np.argsort(-oof[wrong].max(axis=1), kind="stable")]
+    arrays = {"test_proba": test_proba, "y_train": y_train}
+    wrong = np.empty(0, dtype=np.int64)
+    if oof is not None:
+        arrays["oof_proba"] = oof
+        wrong = np.flatnonzero(oof.argmax(axis=1) != y_train)
+        wrong = wrong[np.argsort(-oof[wrong].max(axis=1), kind="stable")]
     with atomic_path(path) as tmp:
-        np.savez(tmp, oof_proba=oof, test_proba=test_proba, y_train=y_train,
-                 wrong_rows=wrong, wrong_images=x_train[wrong])  # fmt: skip
+        np.savez(tmp, **arrays, wrong_rows=wrong, wrong_images=x_train[wrong])

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # the report is rebuilt without TensorFlow: no runtime import
 
 def summarize(
     results: list[FoldResult],
-    oof_accuracy: float,
+    oof_accuracy: float | None,
     test_accuracy: float | None,
     seconds: float,
     full_fits: list | None = None,
@@ -46,7 +46,8 @@ def summarize(
 def print_summary(summary: dict, submission, run_dir, command: list[str]) -> None:
     """Per-fold scores, OOF and answer-key accuracy, wall time, and how to submit."""
     print("\n══ summary ══")
-    print("fold  val_acc  best/epochs  seconds")
+    if summary["folds"]:
+        print("fold  val_acc  best/epochs  seconds")
     for f in summary["folds"]:
         note = "  (earlier run)" if f["resumed"] else ""
         print(
@@ -56,7 +57,10 @@ def print_summary(summary: dict, submission, run_dir, command: list[str]) -> Non
     for f in summary.get("full_fits", []):
         note = "  (earlier run)" if f["resumed"] else ""
         print(f"full {f['fit']:>2}  all rows  {f['epochs']:>4} epochs  {f['seconds']:>7.0f}{note}")
-    print(f"out-of-fold accuracy: {summary['oof_accuracy']:.4f}")
+    if summary["oof_accuracy"] is None:
+        print("out-of-fold accuracy: none (--folds 0 trains no folds; --folds K estimates it)")
+    else:
+        print(f"out-of-fold accuracy: {summary['oof_accuracy']:.4f}")
     print(f"ensemble: the average of {ensemble_of(summary)}")
     if summary["test_accuracy"] is not None:
         print(f"test accuracy on solution.csv: {summary['test_accuracy']:.4f}")
@@ -72,6 +76,13 @@ def ensemble_of(summary: dict) -> str:
     if n_full:
         return f"{n_full} full-data model{'s' * (n_full > 1)} (trained on every training row)"
     return f"{len(summary['folds'])} fold models"
+
+
+def headline(summary: dict) -> str:
+    """The run in a few words, for a submission's message: folds and OOF accuracy."""
+    if summary["oof_accuracy"] is None:
+        return f"no folds, {ensemble_of(summary)}"
+    return f"{len(summary['folds'])}-fold, OOF {summary['oof_accuracy']:.4f}"
 
 
 def save_summary(summary: dict, run_dir) -> None:

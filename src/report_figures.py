@@ -26,25 +26,35 @@ def save_png(fig: plt.Figure, path: Path) -> str:
     return path.name
 
 
-def learning_curves(histories: list[dict], path: Path) -> str:
-    """Per fold: train (dashed) and validation (solid) loss and accuracy, and the learning rate."""
+def learning_curves(histories: dict[str, dict], path: Path) -> str:
+    """Per model: train (dashed) and validation (solid) loss and accuracy, and the learning rate.
+
+    `histories` maps a label ("fold 1", "full fit 1") to its history; a model without
+    validation (a full fit) draws its training curves solid instead.
+    """
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for k, history in enumerate(histories):
+    validated = all("val_loss" in h for h in histories.values())
+    lowest = []
+    for k, (label, history) in enumerate(histories.items()):
         color = colors[k % len(colors)]
         epochs = np.arange(1, len(history["loss"]) + 1)
         for ax, (key, title) in zip(axes, CURVES, strict=True):
             if key in history:
-                ax.plot(epochs, history[key], "--" if key != "learning_rate" else "-",
-                        color=color, alpha=0.6)  # fmt: skip
+                dashed = validated and key != "learning_rate"  # the training side of a pair
+                style = {"linestyle": "--", "alpha": 0.6} if dashed else {}
+                ax.plot(epochs, history[key], color=color, label=None if validated else label,
+                        **style)  # fmt: skip
             if f"val_{key}" in history:
-                ax.plot(epochs, history[f"val_{key}"], color=color, label=f"fold {k + 1}")
+                ax.plot(epochs, history[f"val_{key}"], color=color, label=label)
             ax.set_title(title)
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        lowest.append(min(history["val_accuracy" if validated else "accuracy"]))
     axes[0].set_yscale("log")
-    axes[1].set_ylim(max(0.0, min(min(h["val_accuracy"]) for h in histories) - 0.01), 1.0)
-    axes[1].legend(title="validation (train dashed)", fontsize="small")
+    axes[1].set_ylim(max(0.0, min(lowest) - 0.01), 1.0)
+    axes[1].legend(title="validation (train dashed)" if validated else "training (no validation)",
+                   fontsize="small")  # fmt: skip
     return save_png(fig, path)
 
 

@@ -40,8 +40,11 @@ def _load(run_dir: Path) -> dict:
             f"{show(run_dir)}: made by an earlier version that did not save what the report"
             " needs; rerun it (finished folds are reused) to get its report"
         )
-    histories = [read_json(run_dir / f"fold_{f['fold']}" / "history.json")
-                 for f in summary["folds"]]  # fmt: skip
+    # The folds' curves (validated); a run without folds shows its full fits' training curves.
+    models = [(f"fold {f['fold']}", f"fold_{f['fold']}") for f in summary["folds"]] or [
+        (f"full fit {f['fit']}", f"full_{f['fit']}") for f in summary["full_fits"]
+    ]
+    histories = {label: read_json(run_dir / name / "history.json") for label, name in models}
     study = read_json(run_dir / "study.json") if (run_dir / "study.json").exists() else None
     return dict(summary=summary, config=read_json(run_dir / "config.json"),
                 histories=histories, study=study, **arrays)  # fmt: skip
@@ -49,28 +52,32 @@ def _load(run_dir: Path) -> dict:
 
 def make_figures(run: dict, run_dir: Path) -> dict[str, str]:
     """Write the report's PNGs; returns {figure: file name}."""
-    labels, oof = run["y_train"], run["oof_proba"]
-    predicted = oof.argmax(axis=1)
-    rows = run["wrong_rows"][:GALLERY]
-    return {
+    labels = run["y_train"]
+    figures = {
         "learning_curves": report_figures.learning_curves(
             run["histories"], run_dir / "report_learning_curves.png"
         ),
-        "confusion_matrix": report_figures.confusion_matrix(
-            labels, predicted, run_dir / "report_confusion_matrix.png"
-        ),
-        "wrong_gallery": report_figures.wrong_gallery(
-            run["wrong_images"][:GALLERY],
-            labels[rows],
-            predicted[rows],
-            oof[rows].max(axis=1),
-            rows,
-            run_dir / "report_wrong_gallery.png",
-        ),  # fmt: skip
         "test_classes": report_figures.class_distribution(
             run["test_proba"].argmax(axis=1), labels, run_dir / "report_test_classes.png"
         ),
     }
+    if "oof_proba" not in run:  # --folds 0: no out-of-fold predictions to judge
+        return figures
+    oof = run["oof_proba"]
+    predicted = oof.argmax(axis=1)
+    rows = run["wrong_rows"][:GALLERY]
+    figures["confusion_matrix"] = report_figures.confusion_matrix(
+        labels, predicted, run_dir / "report_confusion_matrix.png"
+    )
+    figures["wrong_gallery"] = report_figures.wrong_gallery(
+        run["wrong_images"][:GALLERY],
+        labels[rows],
+        predicted[rows],
+        oof[rows].max(axis=1),
+        rows,
+        run_dir / "report_wrong_gallery.png",
+    )
+    return figures
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -86,6 +93,20 @@ def _figure(name: str, caption: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")  # fmt: skip
 
 
+def _errors(run: dict, figures: dict[str, str]) -> list[str]:
+    """The out-of-fold mistakes: how many, the most confident ones, the confusion matrix."""
+    n_wrong = len(run["wrong_rows"])
+    return [
+        "<h2>Out-of-fold errors</h2>",
+        f"<p>{n_wrong} of {len(run['y_train'])} training digits wrong out of fold; the"
+        f" {min(n_wrong, GALLERY)} most confident mistakes (row of train.csv counted from 0,"
+        " true → predicted, confidence):</p>",
+        _figure(figures["wrong_gallery"], "most confidently wrong out-of-fold digits"),
+        f"<p class=rows>rows shown: {', '.join(map(str, run['wrong_rows'][:GALLERY]))}</p>",
+        _figure(figures["confusion_matrix"], "confusion matrix (out of fold)"),
+    ]
+
+
 def render(run: dict, figures: dict[str, str], run_dir: Path) -> str:
     """The page: headline numbers, fold table, figures, study, command and config."""
     s = run["summary"]
@@ -96,30 +117,28 @@ def render(run: dict, figures: dict[str, str], run_dir: Path) -> str:
         [[f["fold"], f"{f['accuracy']:.4f}", f["best_epoch"], f["epochs"], f"{f['seconds']:.0f}"]
          for f in s["folds"]],
     )  # fmt: skip
-    n_wrong = len(run["wrong_rows"])
+    oof = "—" if s["oof_accuracy"] is None else f"{s['oof_accuracy']:.4f}"
     parts = [
         f"<h1>{esc(run_dir.name)}</h1>",
         f"<p class=cmd><code>{esc(s.get('command', ''))}</code></p>",
         _table(
             ["out-of-fold accuracy", "test accuracy (solution.csv)", "wall time", "submission"],
-            [[f"{s['oof_accuracy']:.4f}", test, f"{s['seconds']:.0f} s", s.get("submission", "")]],
+            [[oof, test, f"{s['seconds']:.0f} s", s.get("submission", "")]],
         ),
         f"<p>Submission check: {esc(describe_diff(s.get('previous_diff')))}.</p>",
-        "<h2>Folds</h2>", folds,
-        f"<p>The submission averages {esc(ensemble_of(s))}; the folds' out-of-fold accuracy"
-        " estimates one model's accuracy on unseen digits.</p>",
+        *(["<h2>Folds</h2>", folds,
+           f"<p>The submission averages {esc(ensemble_of(s))}; the folds' out-of-fold accuracy"
+           " estimates one model's accuracy on unseen digits.</p>"] if s["folds"] else
+          ["<h2>Models</h2>",
+           f"<p>No folds (<code>--folds 0</code>): the submission averages {esc(ensemble_of(s))},"
+           " and no training digit was held out, so nothing estimates its accuracy on unseen"
+           " digits; <code>--folds K</code> does.</p>"]),
         _table(["full fit", "epochs", "seconds"],
                [[f["fit"], f["epochs"], f"{f['seconds']:.0f}"] for f in s.get("full_fits", [])])
         if s.get("full_fits") else "",
         "<h2>Learning curves</h2>",
         _figure(figures["learning_curves"], "loss, accuracy and learning rate per epoch"),
-        "<h2>Out-of-fold errors</h2>",
-        f"<p>{n_wrong} of {len(run['y_train'])} training digits wrong out of fold; the"
-        f" {min(n_wrong, GALLERY)} most confident mistakes (row of train.csv counted from 0,"
-        " true → predicted, confidence):</p>",
-        _figure(figures["wrong_gallery"], "most confidently wrong out-of-fold digits"),
-        f"<p class=rows>rows shown: {', '.join(map(str, run['wrong_rows'][:GALLERY]))}</p>",
-        _figure(figures["confusion_matrix"], "confusion matrix (out of fold)"),
+        *(_errors(run, figures) if "oof_proba" in run else []),
         "<h2>Test predictions</h2>",
         _figure(figures["test_classes"], "class distribution of the test predictions"),
     ]  # fmt: skip

@@ -173,7 +173,9 @@ def test_missing_data_names_the_download_command_and_the_sample(tmp_path, runner
 @pytest.mark.parametrize(
     "flags, fragment",
     [
-        (["--folds", "1"], "--folds"),
+        (["--folds", "1"], "--folds: one fold validates on every row it trained on"),
+        (["--folds", "0", "--full-fits", "0"], "trains no model; give --full-fits N"),
+        (["--folds", "0", "--trials", "3"], "the search validates its trials on folds"),
         (["--epochs", "0"], "--epochs"),
         (["--trials", "-1"], "--trials"),
         (["--augment", "magic"], "--augment"),

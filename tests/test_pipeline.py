@@ -4,6 +4,7 @@ files and formats, accuracy above chance, resume, and byte-identical determinist
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -136,3 +137,35 @@ def test_full_fits_train_on_every_row_and_make_the_submission(tiny, capsys):
     assert code == 0, err
     assert "full fit 1/1: finished in an earlier run, skipped" in out
     assert (run / "full_1" / "model.keras").stat().st_mtime_ns == model
+
+
+def test_no_folds_trains_only_the_full_fits(tiny, capsys):
+    """--folds 0: the quick submission. The full fit is the same model a k-fold run trains."""
+    runner, data = tiny
+    flags = ["--data-dir", str(data), *FLAGS, "--folds", "0", "--full-fits", "1"]
+    code, out, err = call(runner, capsys, *flags, "--run-name", "nofolds")
+    assert code == 0, err
+    run = runner.runs / "nofolds"
+    assert not list(run.glob("fold_*"))
+    full = np.load(run / "full_1" / "predictions.npz")["test_proba"]
+    # same seed and flags: bit for bit the full fit of the run with folds (deterministic)
+    with_folds = np.load(runner.runs / "full" / "full_1" / "predictions.npz")["test_proba"]
+    np.testing.assert_array_equal(full, with_folds)
+    with np.load(run / "ensemble.npz") as z:
+        assert "oof_proba" not in z.files and len(z["wrong_rows"]) == 0
+        np.testing.assert_array_equal(z["test_proba"], full)
+    sub = pd.read_csv(runner.subs / "nofolds.csv")
+    assert (sub["Label"].to_numpy() == full.argmax(1)).all()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["folds"] == [] and summary["oof_accuracy"] is None
+    assert "out-of-fold accuracy: none (--folds 0 trains no folds" in out
+    assert "-m 'nofolds: no folds, 1 full-data model" in out
+    page = (run / "report.html").read_text()
+    assert "No folds (<code>--folds 0</code>)" in page and "Out-of-fold errors" not in page
+    figures = ["report_learning_curves.png", "report_test_classes.png"]
+    assert re.findall(r'<img src="([^"]+)"', page) == figures
+    # the page rebuilds from the run folder alone, like any run's
+    (run / "report.html").unlink()
+    code, out, err = call(runner, capsys, "--report", "nofolds")
+    assert code == 0, err
+    assert "No folds" in (run / "report.html").read_text()
