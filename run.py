@@ -2,10 +2,12 @@
 
     python run.py --folds 5                              # Kaggle's data in input/
     python run.py --data-dir input/sample --folds 5      # the bundled real sample
+    python run.py --folds 0 --full-fits 1 --epochs 12 --trials 0   # quick: one model, all rows
 
-Reads train.csv and test.csv, trains one model per stratified fold with augmentation, averages
-the fold models' probabilities on test.csv and writes submissions/submission.csv. Artifacts of a
-run (models, histories, predictions) go to runs/<run-name>/; the same --run-name resumes a run.
+Reads train.csv and test.csv, trains one model per stratified fold with augmentation (the
+out-of-fold accuracy), then --full-fits models on every training row, averages their
+probabilities on test.csv and writes submissions/submission.csv. Artifacts of a run (models,
+histories, predictions) go to runs/<run-name>/; the same --run-name resumes a run.
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "-m",
         "--message",
         default="",
-        help="submission message (default: run name, folds, model and OOF accuracy)",
+        help="submission message (default: run name, folds and OOF accuracy)",
     )
     p.add_argument(
         "--competition",

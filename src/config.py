@@ -12,7 +12,7 @@ AUGMENT_BACKENDS = ("affine", "layers", "idg", "none")  # see src/augment.py
 @dataclass(frozen=True)
 class Config:
     data_dir: Path = ROOT / "input"  # train.csv + test.csv (or .csv.gz, or digit-recognizer.zip)
-    folds: int = 5  # stratified k-fold: K models, each validated on its own 1/K of train.csv
+    folds: int = 5  # stratified k-fold: K models, each validated on its own 1/K; 0 = none
     epochs: int = 30  # per fold; early stopping on the fold's validation part may end sooner
     full_fits: int = 3  # models trained on all rows after the folds; the submission averages them
     patience: int = 10  # epochs without a better val_loss before a fold stops (best restored)
@@ -33,7 +33,7 @@ class Config:
     deterministic: bool = False  # op-level determinism: byte-identical reruns on CPU
     report: bool = False  # only rebuild run_name's report.html from its saved files
     submit: bool = False  # send the submission with the kaggle CLI at the end
-    message: str = ""  # the submission's message; "" = run name, folds, model and OOF accuracy
+    message: str = ""  # the submission's message; "" = run name, folds and OOF accuracy
     competition: str = "digit-recognizer"
     runs_dir: Path = ROOT / "runs"  # per-run artifacts (gitignored)
     submissions_dir: Path = ROOT / "submissions"
