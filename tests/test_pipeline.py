@@ -88,25 +88,26 @@ def test_resume_skips_finished_folds_and_retrains_the_rest(tiny, capsys):
     assert (runner.subs / "a.csv").read_bytes() == (runner.subs / "b.csv").read_bytes()
 
 
-def test_resume_with_other_settings_is_refused(tiny, capsys):
+def resume_a_refused(tiny, capsys, flags: list[str]) -> str:
+    """Resume run a with `flags`: exit 2, nothing written or touched; returns stderr."""
     runner, data = tiny
     before = sorted(p.stat().st_mtime_ns for p in runner.written())
-    flags = [f if f != "5" else "6" for f in FLAGS]  # --epochs 6
     code, _, err = call(runner, capsys, "--data-dir", str(data), *flags, "--run-name", "a")
     assert code == 2
-    assert "epochs 5 -> 6" in err and "--run-name" in err
     assert sorted(p.stat().st_mtime_ns for p in runner.written()) == before
+    return err
+
+
+def test_resume_with_other_settings_is_refused(tiny, capsys):
+    err = resume_a_refused(tiny, capsys, [f if f != "5" else "6" for f in FLAGS])  # --epochs 6
+    assert "epochs 5 -> 6" in err and "--run-name" in err
 
 
 def test_set_overrides_reach_the_trained_params(tiny, capsys):
     """--set changes the params a run trains with: resuming run a with one is refused by name."""
-    runner, data = tiny
-    before = sorted(p.stat().st_mtime_ns for p in runner.written())
     flags = [*FLAGS, "--set", "dropout=0.25", "--set", "elastic_alpha=20"]
-    code, _, err = call(runner, capsys, "--data-dir", str(data), *flags, "--run-name", "a")
-    assert code == 2
+    err = resume_a_refused(tiny, capsys, flags)
     assert "dropout 0.4 -> 0.25" in err and "elastic_alpha 0.0 -> 20.0" in err
-    assert sorted(p.stat().st_mtime_ns for p in runner.written()) == before
 
 
 def test_full_fits_train_on_every_row_and_make_the_submission(tiny, capsys):
