@@ -248,6 +248,7 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
     from src.cv import prepare_run_dir
     from src.files import write_json
     from src.params import default_params
+    from src.storage import mask_password
 
     changed = "".join(f" --set {k}={v}" for k, v in cfg.overrides)
     if not cfg.trials and not cfg.study_name:
@@ -270,7 +271,7 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
 
     for name, result in save_study_plots(study, cfg.run_dir).items():
         print(f"  plot {name}: {result}")
-    print(f"live view: optuna-dashboard {search.mask_password(cfg.storage_url)}")
+    print(f"live view: optuna-dashboard {mask_password(cfg.storage_url)}")
     return params, f"best trial #{summary['best_trial']} of study {study.study_name!r}{changed}"
 
 
@@ -287,13 +288,14 @@ def timed_search(cfg: Config, data):
 def search_worker(cfg: Config, data) -> None:
     """--search-only: run trials of the (shared) study, then say how to train from it."""
     from src import search
+    from src.storage import mask_password
 
     study, seconds = timed_search(cfg, data)
     summary = search.study_summary(study, seconds)
     search.print_study_summary(summary, search.best_params(study) if summary["complete"] else None)
     flags = f"--data-dir {show(cfg.data_dir)} --trials 0 --study-name {cfg.study}"
     if cfg.storage:
-        flags += f" --storage {search.mask_password(cfg.storage)}"
+        flags += f" --storage {mask_password(cfg.storage)}"
     print(f"train the ensemble from the study's best trial: python run.py {flags}")
 
 
@@ -409,7 +411,7 @@ def submit_run(cfg: Config) -> None:
 
 def command_line(argv: list[str]) -> str:
     """The command as typed, for the summary and the report, with any storage password masked."""
-    from src.search import mask_password
+    from src.storage import mask_password
 
     masked = [mask_password(arg) if "://" in arg else arg for arg in argv]
     return shlex.join(["python", "run.py", *masked])

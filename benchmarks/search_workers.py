@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from src import search  # noqa: E402
 from src.config import ROOT, Config  # noqa: E402
+from src.storage import mask_password  # noqa: E402
 
 
 def search_wall_time(workers: int, args, storage: str, tmp: Path, n_jobs: int = 1) -> float:
@@ -90,7 +91,7 @@ def main() -> None:
         tmp = Path(tmp)
         sqlite = f"sqlite:///{tmp / 'bench.db'}"
         workers_storage = args.postgres or sqlite
-        print(f"workers share: {search.mask_password(workers_storage)}")
+        print(f"workers share: {mask_password(workers_storage)}")
         one = search_wall_time(1, args, workers_storage, tmp)
         two = search_wall_time(2, args, workers_storage, tmp)
         jobs = search_wall_time(1, args, workers_storage, tmp, n_jobs=2)

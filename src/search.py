@@ -26,11 +26,10 @@ from src.config import Config
 from src.data import Digits
 from src.errors import UserError
 from src.params import default_params
+from src.storage import mask_password, open_storage
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 TAKEN = (*FINISHED, optuna.trial.TrialState.RUNNING)  # trials that count against the cap
-HEARTBEAT_S = 5  # a trial whose process died is marked failed after GRACE_S without a beat
-GRACE_S = 20
 POLL_S = 2  # how often a worker looks again while other workers finish the last trials
 
 SPACE = (
@@ -61,16 +60,6 @@ def suggest_params(trial: optuna.Trial) -> dict:
     return params
 
 
-def mask_password(url: str) -> str:
-    """A storage URL safe to print: the password replaced by ***."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a SQLAlchemy URL: print nothing secret-looking
-        return url.split("@")[-1] if "@" in url else url
-
-
 def default_pruner() -> optuna.pruners.BasePruner:
     """Prune a trial below the median of earlier trials at the same step, after a warm-up."""
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
@@ -82,20 +71,7 @@ def open_study(cfg: Config, create: bool, pruner: optuna.pruners.BasePruner | No
     The sampler is seeded with the seed plus the number of trials so far: every trial process
     draws differently, and a rerun of the same search draws the same.
     """
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(
-                cfg.storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
-            )
-    except Exception as e:  # bad URL, missing driver, unreachable server
-        reason = (
-            str(e).splitlines()[0][:200].replace(cfg.storage_url, mask_password(cfg.storage_url))
-        )
-        raise UserError(
-            f"--storage {mask_password(cfg.storage_url)}: cannot open ({reason});"
-            " pass an SQLAlchemy URL such as sqlite:///runs/optuna.db"
-        ) from None
+    storage = open_storage(cfg.storage_url)
     pruner = pruner or default_pruner()
     if not create:
         try:

@@ -1,12 +1,15 @@
 """Several search workers on one Optuna study in a real PostgreSQL server.
 
-`.ci/run` installs and starts PostgreSQL and exports DIGITS_TEST_POSTGRES_URL; without that
-variable (a plain `pytest` on a machine without the server) these tests are skipped.
+`.ci/run` installs and starts PostgreSQL, exports DIGITS_TEST_POSTGRES_URL and sets
+DIGITS_REQUIRE_POSTGRES=1, so in CI these tests run or fail. Without the URL (a plain `pytest`
+on a machine without the server) they are skipped. Each test gets its own empty PostgreSQL
+schema, so every test starts its workers on a database without Optuna's tables.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import socket
@@ -17,18 +20,35 @@ import uuid
 
 import optuna
 import pytest
+import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from conftest import Runner, write_slice
 from src import search
-from src.config import ROOT
+from src.config import ROOT, Config
 
-POSTGRES = os.environ.get("DIGITS_TEST_POSTGRES_URL", "")
+SERVER = os.environ.get("DIGITS_TEST_POSTGRES_URL", "")
+if os.environ.get("DIGITS_REQUIRE_POSTGRES") and not SERVER:
+    raise RuntimeError("DIGITS_REQUIRE_POSTGRES is set but DIGITS_TEST_POSTGRES_URL is not")
 pytestmark = pytest.mark.skipif(
-    not POSTGRES, reason="DIGITS_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL)"
+    not SERVER, reason="DIGITS_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL)"
 )
 TINY = ["--folds", "2", "--epochs", "1", "--search-epochs", "1", "--seed", "5", "--full-fits", "0"]
 States = optuna.trial.TrialState
+
+
+@pytest.fixture
+def postgres():
+    """The test server's URL, pointed at a new empty schema (dropped afterwards)."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    engine = sqlalchemy.create_engine(SERVER, poolclass=sqlalchemy.pool.NullPool)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in SERVER else "?"
+    yield f"{SERVER}{sep}options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +56,10 @@ def data_dir(tmp_path_factory, sample_frames):
     return write_slice(tmp_path_factory.mktemp("workers") / "data", sample_frames, 600, 100)
 
 
-def start_worker(data_dir, tmp_path, study: str, cap: int) -> subprocess.Popen:
+def start_worker(data_dir, tmp_path, storage: str, study: str, cap: int) -> subprocess.Popen:
     cmd = [
         sys.executable, str(ROOT / "run.py"), "--data-dir", str(data_dir), *TINY,
-        "--search-only", "--max-trials", str(cap), "--storage", POSTGRES, "--study-name", study,
+        "--search-only", "--max-trials", str(cap), "--storage", storage, "--study-name", study,
         "--runs-dir", str(tmp_path / "runs"), "--submissions-dir", str(tmp_path / "subs"),
     ]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -55,14 +75,45 @@ def finish(proc: subprocess.Popen) -> str:
     return out
 
 
+def open_when_released(storage: str, barrier, results) -> None:
+    """A worker's start: wait for the others, then open the study at the same moment."""
+    barrier.wait()
+    try:
+        search.open_study(Config(storage=storage, study_name="together"), create=True)
+        results.put("ok")
+    except BaseException as e:  # noqa: BLE001 - the test reports what each worker died of
+        results.put(f"{type(e).__name__}: {e}")
+
+
+def test_workers_starting_together_on_an_empty_database_all_come_up(postgres):
+    """8 processes create Optuna's schema and one study at the same instant: none fails.
+
+    Without the schema lock (src/storage.py) most of them die on PostgreSQL's
+    `pg_type_typname_nsp_index` or `type ... already exists`.
+    """
+    spawn = multiprocessing.get_context("spawn")
+    barrier, results = spawn.Barrier(8), spawn.Queue()
+    workers = [spawn.Process(target=open_when_released, args=(postgres, barrier, results))
+               for _ in range(8)]  # fmt: skip
+    for w in workers:
+        w.start()
+    outcomes = [results.get(timeout=120) for _ in workers]
+    for w in workers:
+        w.join(timeout=60)
+    assert outcomes == ["ok"] * 8
+    study = optuna.load_study(study_name="together", storage=postgres)
+    assert [t.state for t in study.trials] == [States.WAITING]  # the defaults, enqueued once
+
+
 def test_two_workers_fill_a_capped_study_exactly_then_the_ensemble_uses_its_best(
-    tmp_path, data_dir, capsys
+    tmp_path, data_dir, capsys, postgres
 ):
+    """Started together on an empty database (the README's multi-machine recipe)."""
     study_name = f"two-workers-{uuid.uuid4().hex[:8]}"
-    workers = [start_worker(data_dir, tmp_path, study_name, cap=6) for _ in range(2)]
+    workers = [start_worker(data_dir, tmp_path, postgres, study_name, cap=6) for _ in range(2)]
     outputs = [finish(w) for w in workers]
 
-    study = optuna.load_study(study_name=study_name, storage=POSTGRES)
+    study = optuna.load_study(study_name=study_name, storage=postgres)
     finished = study.get_trials(states=search.FINISHED)
     assert len(finished) == 6  # the cap over both workers, not 6 each
     numbers = [t.number for t in study.trials]
@@ -72,7 +123,7 @@ def test_two_workers_fill_a_capped_study_exactly_then_the_ensemble_uses_its_best
     assert {t.user_attrs["worker"] for t in finished} == {worker_id(w) for w in workers}
     drawn = [json.dumps(t.params, sort_keys=True) for t in finished]
     assert len(set(drawn)) == len(drawn)  # no trial was run twice
-    password = make_url(POSTGRES).password
+    password = make_url(postgres).password
     for out in outputs:
         assert "train the ensemble from the study's best trial" in out
         assert password not in out and ":***@" in out
@@ -80,7 +131,7 @@ def test_two_workers_fill_a_capped_study_exactly_then_the_ensemble_uses_its_best
     runner = Runner(tmp_path, capsys)
     code, out, err = runner(
         "--data-dir", str(data_dir), *TINY, "--trials", "0", "--study-name", study_name,
-        "--storage", POSTGRES, "--run-name", "final",
+        "--storage", postgres, "--run-name", "final",
     )  # fmt: skip
     assert code == 0, err
     config = json.loads((runner.runs / "final" / "config.json").read_text())
@@ -89,16 +140,19 @@ def test_two_workers_fill_a_capped_study_exactly_then_the_ensemble_uses_its_best
     assert password not in out + err
 
 
-def test_a_worker_killed_mid_trial_leaves_the_other_to_finish_the_study(tmp_path, data_dir):
+def test_a_worker_killed_mid_trial_leaves_the_other_to_finish_the_study(
+    tmp_path, data_dir, postgres
+):
     study_name = f"kill-worker-{uuid.uuid4().hex[:8]}"
-    victim, survivor = (start_worker(data_dir, tmp_path, study_name, cap=4) for _ in range(2))
+    victim, survivor = (start_worker(data_dir, tmp_path, postgres, study_name, cap=4)
+                        for _ in range(2))  # fmt: skip
     killed = None
     deadline = time.monotonic() + 240
     try:
         while killed is None and time.monotonic() < deadline and victim.poll() is None:
             time.sleep(0.3)
             try:
-                trials = optuna.load_study(study_name=study_name, storage=POSTGRES).trials
+                trials = optuna.load_study(study_name=study_name, storage=postgres).trials
             except KeyError:
                 continue  # not created yet
             running = [t for t in trials if t.state == States.RUNNING
@@ -112,7 +166,7 @@ def test_a_worker_killed_mid_trial_leaves_the_other_to_finish_the_study(tmp_path
     assert killed is not None, "the victim never ran a trial before the deadline"
 
     finish(survivor)
-    study = optuna.load_study(study_name=study_name, storage=POSTGRES)
+    study = optuna.load_study(study_name=study_name, storage=postgres)
     assert study.trials[killed].state == States.FAIL  # marked failed by its missed heartbeats
     assert len(study.get_trials(states=search.FINISHED)) == 4  # the survivor filled the slot
     assert search.best_params(study) == study.best_trial.user_attrs["params"]  # usable

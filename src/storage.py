@@ -1,0 +1,75 @@
+"""Optuna's study storage: open an RDB URL safely when many workers start at once, and print it
+without its password.
+
+Optuna creates its tables the first time a storage URL is opened. Workers started together on an
+empty PostgreSQL database would all run that `CREATE TABLE`/`CREATE TYPE` at once, and all but
+one die on a duplicate key in PostgreSQL's catalogue. A session-level advisory lock makes the
+creation one worker at a time; the others then find the tables and go on.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import optuna
+import sqlalchemy
+from sqlalchemy.engine import make_url
+
+from src.errors import UserError
+
+HEARTBEAT_S = 5  # a trial whose process died is marked failed after GRACE_S without a beat
+GRACE_S = 20
+SCHEMA_LOCK = zlib.crc32(b"digit_recogniser: optuna schema")  # any fixed 64-bit key
+
+
+def mask_password(url: str) -> str:
+    """A storage URL safe to print: the password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a SQLAlchemy URL: print nothing secret-looking
+        return url.split("@")[-1] if "@" in url else url
+
+
+@contextmanager
+def schema_lock(url: str) -> Iterator[None]:
+    """Hold a database-wide lock while Optuna creates its schema (PostgreSQL; else a no-op).
+
+    SQLite serialises writers on its own, and a file database is created by one machine.
+    """
+    if make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            key = {"key": SCHEMA_LOCK}
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), key)
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), key)
+    finally:
+        engine.dispose()  # the lock's connection is closed, not pooled
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage at `url`, its tables created once however many workers start.
+
+    A URL that cannot be opened (bad syntax, missing driver, unreachable server, wrong password)
+    is a UserError naming `--storage`, with the password masked.
+    """
+    try:
+        with schema_lock(url), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            )
+    except Exception as e:  # bad URL, missing driver, unreachable server
+        reason = str(e).splitlines()[0][:200].replace(url, mask_password(url))
+        raise UserError(
+            f"--storage {mask_password(url)}: cannot open ({reason});"
+            " pass an SQLAlchemy URL such as sqlite:///runs/optuna.db"
+        ) from None
