@@ -17,10 +17,11 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from src.config import AUGMENT_BACKENDS, Config
+from src.config import AUGMENT_BACKENDS, ENGINES, PRECISIONS, Config
 from src.data import load_digits, show
 from src.errors import UserError
 from src.params import DEFAULTS, parse_override
@@ -148,6 +149,21 @@ def parse_args(argv: list[str] | None = None) -> Config:
         f" layers in tf.data, Keras's ImageDataGenerator, or none (default {d.augment})",
     )
     p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=d.engine,
+        help="how the run's models train: one model.fit after another (sequential), or all"
+        " together as one compiled JAX program (batched: Keras on JAX); auto: batched when"
+        " JAX has a GPU, else sequential",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=d.precision,
+        help="Keras dtype policy; auto: what measured fastest on this device (the run's first"
+        " lines say which and why)",
+    )
+    p.add_argument(
         "--set",
         metavar="KEY=VALUE",
         action="append",
@@ -232,7 +248,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         trials=a.trials, max_trials=a.max_trials, n_jobs=a.n_jobs, search_only=a.search_only,
         search_epochs=a.search_epochs, search_folds=a.search_folds,
         timeout=a.timeout, study_name=a.study_name, storage=a.storage,
-        model=a.model, overrides=overrides, augment=a.augment, seed=a.seed, run_name=name,
+        model=a.model, overrides=overrides, augment=a.augment, engine=a.engine,
+        precision=a.precision, seed=a.seed, run_name=name,
         deterministic=a.deterministic, report=bool(a.report), submit=a.submit,
         message=a.message, competition=a.competition, runs_dir=a.runs_dir.resolve(),
         submissions_dir=a.submissions_dir.resolve(),
@@ -244,8 +261,7 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
 
     The run folder is checked against the chosen parameters before anything is written to it.
     """
-    from src import search
-    from src.cv import prepare_run_dir
+    from src import run_folder, search
     from src.files import write_json
     from src.params import default_params
     from src.storage import mask_password
@@ -253,7 +269,7 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
     changed = "".join(f" --set {k}={v}" for k, v in cfg.overrides)
     if not cfg.trials and not cfg.study_name:
         params = {**default_params(cfg.model), **dict(cfg.overrides)}
-        prepare_run_dir(cfg, params)
+        run_folder.prepare(cfg, params)
         return params, f"defaults of --model {cfg.model}{changed}"
     if cfg.trials:
         study, seconds = timed_search(cfg, data)
@@ -262,7 +278,7 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
         study, seconds = search.open_study(cfg, create=False), 0.0
     params = search.best_params(study)  # before writing anything: it fails on an empty study
     params.update(cfg.overrides)
-    prepare_run_dir(cfg, params)  # a resume with other parameters is refused here
+    run_folder.prepare(cfg, params)  # a resume with other parameters is refused here
     summary = search.study_summary(study, seconds)
     search.print_study_summary(summary, params)
     write_json(cfg.run_dir / "best_params.json", params)
@@ -314,9 +330,13 @@ def run(cfg: Config, command: str = "") -> None:
 
     # TensorFlow loads only once the data are known to be good: bad input fails in a second.
     from src import cv
+    from src.engine import make_engine, resolve_engine
     from src.train import configure_determinism, configure_device
 
-    print(f"device: {configure_device()}", flush=True)
+    engine = resolve_engine(cfg.engine)
+    precision, device = configure_device(cfg.precision, engine)
+    cfg = replace(cfg, engine=engine, precision=precision)  # what the run folder records
+    print(f"device: {device}", flush=True)
     configure_determinism(cfg.deterministic)
     if cfg.search_only:
         search_worker(cfg, data)
@@ -327,12 +347,14 @@ def run(cfg: Config, command: str = "") -> None:
         f"  folds: {cfg.folds}  epochs: {cfg.epochs}  params: {origin}",
         flush=True,
     )
-    results = cv.run_cv(cfg, params, data)
-    full_fits = cv.run_full_fits(cfg, params, data)
-    finish(cfg, data, results, full_fits, command, start)
+    trainer = make_engine(engine, params, data, epochs=cfg.epochs, patience=cfg.patience,
+                          augment=cfg.augment)  # fmt: skip
+    results, full_fits = cv.train_models(cfg, data, trainer)
+    finish(cfg, data, results, full_fits, command, start, trainer.summary())
 
 
-def finish(cfg: Config, data, results, full_fits, command: str, start: float) -> None:
+def finish(cfg: Config, data, results, full_fits, command: str, start: float,
+           engine: dict) -> None:  # fmt: skip
     """Ensemble the folds; check and write the submission; summary, report, maybe submit."""
     from src import cv, report
     from src.ensemble import accuracy, average_predictions, save_ensemble
@@ -358,7 +380,8 @@ def finish(cfg: Config, data, results, full_fits, command: str, start: float) ->
     test_acc = None if data.test_labels is None else accuracy(data.test_labels, test_proba)
     oof_acc = None if oof is None else accuracy(data.y_train, oof)
     summary = report.summarize(results, oof_acc, test_acc, time.perf_counter() - start, full_fits)
-    summary.update(command=command, submission=show(path), previous_diff=diff)
+    summary.update(command=command, submission=show(path), previous_diff=diff, engine=engine,
+                   precision=cfg.precision)  # fmt: skip
     report.save_summary(summary, cfg.run_dir)
     report_start = time.perf_counter()
     page = build_report(cfg.run_dir)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository: every default path hangs off it
 AUGMENT_BACKENDS = ("affine", "layers", "idg", "none")  # see src/augment.py
+ENGINES = ("auto", "sequential", "batched")  # see src/engine.py
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policies
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class Config:
     model: str = "cnn"  # architecture: "cnn" (default) or "seed" (the write-up's 4-layer net)
     overrides: tuple[tuple[str, object], ...] = ()  # --set KEY=VALUE pairs, on top of the params
     augment: str = "affine"  # one of AUGMENT_BACKENDS (affine: fastest at equal accuracy)
+    engine: str = "auto"  # sequential | batched (src/engine.py); auto: batched on a JAX GPU
+    precision: str = "auto"  # Keras dtype policy; auto: measured fastest on this device
     seed: int = 42  # folds, weight init, shuffling and augmentation all derive from it
     run_name: str = ""  # folder under runs_dir; the same name resumes that run
     deterministic: bool = False  # op-level determinism: byte-identical reruns on CPU
@@ -57,5 +61,6 @@ class Config:
 
     def training_settings(self) -> dict:
         """What decides a run's models: a resumed run must match it to reuse finished folds."""
-        keep = ("folds", "epochs", "patience", "model", "augment", "seed", "deterministic")
+        keep = ("folds", "epochs", "patience", "model", "augment", "seed", "deterministic",
+                "engine", "precision")  # fmt: skip
         return {k: v for k, v in asdict(self).items() if k in keep}

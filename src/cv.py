@@ -1,32 +1,29 @@
-"""Stratified k-fold training, then full-data models: out-of-fold predictions, resumable runs.
+"""The run's models: stratified k-fold models, then full-data models, trained by one engine.
 
 The folds measure (out-of-fold accuracy, best epochs); the full fits then train the same
 network on every training row, each with its own seed, and are what the submission averages
-(the folds' models when there are none). On the sample, one model trained on all 8,000 rows
-scored 0.9920-0.9935 on the held-out digits where a fold model, on 6,400, scored 0.9895-0.9925.
+(the folds' models when there are none). Why full fits: benchmarks/README.md, "Full fits".
 
-Each fold's artifacts live in `runs/<run>/fold_<k>/`, each full fit's in `runs/<run>/full_<i>/`.
-`predictions.npz` is written last, after the model, so its presence means the model is
-complete: a rerun with the same run name skips it.
+Every model is a `Job` (src/engine.py) handed to the run's engine in one list, folds first;
+each finished model is saved to its own folder (src/run_folder.py) as soon as it is final, and
+a rerun with the same run name skips the models already saved.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
-import keras
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
+from src import run_folder
 from src.config import Config
-from src.data import Digits, show
-from src.ensemble import accuracy, predict_proba
+from src.data import Digits
+from src.engine import Job, Trained, checkpoint_jobs
+from src.ensemble import accuracy
 from src.errors import UserError
-from src.files import atomic_path, read_json, write_json
-from src.model import build_model
-from src.train import fit_model
+
+FULL_FIT_SEED = 1000  # full fit i trains with seed + 1000 + i, apart from the folds' seed + k
 
 
 @dataclass
@@ -38,39 +35,8 @@ class FoldResult:
     accuracy: float  # on the fold's validation part
     epochs: int  # epochs actually trained (early stopping may end sooner)
     best_epoch: int  # 1-based epoch whose weights were kept
-    seconds: float  # wall time of fit + predict
+    seconds: float  # wall time of fit + predict (batched: its share of the program's)
     resumed: bool = False  # loaded from an earlier run instead of trained now
-
-
-def make_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Fold id (0..k-1) of each row: shuffled, stratified by label, seeded."""
-    folds = np.empty(len(labels), dtype=np.int64)
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    for fold, (_, val) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
-        folds[val] = fold
-    return folds
-
-
-def prepare_run_dir(cfg: Config, params: dict) -> None:
-    """Create the run folder, or check that an existing one was trained the same way."""
-    settings = {"settings": cfg.training_settings(), "params": params}
-    path = cfg.run_dir / "config.json"
-    if path.exists():
-        previous = read_json(path)
-        previous = {"settings": previous["settings"], "params": previous["params"]}
-        if previous != settings:
-            diff = [
-                f"{key} {previous[part].get(key)!r} -> {value!r}"
-                for part in settings
-                for key, value in settings[part].items()
-                if previous[part].get(key) != value
-            ]
-            raise UserError(
-                f"{show(cfg.run_dir)} was trained with other settings ({', '.join(diff)});"
-                " rerun with its original flags to resume it, or pick a new --run-name"
-            )
-        return
-    write_json(path, settings)
 
 
 @dataclass
@@ -82,108 +48,131 @@ class FullFit:
     resumed: bool = False
 
 
-FULL_FIT_SEED = 1000  # full fit i trains with seed + 1000 + i, apart from the folds' seed + k
+def make_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold id (0..k-1) of each row: shuffled, stratified by label, seeded."""
+    classes, counts = np.unique(labels, return_counts=True)
+    if counts.min() < k:
+        digit = classes[counts.argmin()]
+        raise UserError(
+            f"train.csv: digit {digit} has only {counts.min()} rows, fewer than --folds {k}, so"
+            f" some folds would never validate it; use --folds {max(2, counts.min())} or fewer,"
+            " or add rows of that digit"
+        )
+    folds = np.empty(len(labels), dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    for fold, (_, val) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+        folds[val] = fold
+    return folds
 
 
-def _fold_dir(cfg: Config, fold: int) -> Path:
-    return cfg.run_dir / f"fold_{fold + 1}"
+def fold_jobs(labels: np.ndarray, k: int, seed: int, first: int | None = None) -> list[Job]:
+    """The fold models of a k-fold split (the first `first` of them): fold k trains on the other
+    folds, validates on its own, with seed + k."""
+    folds = make_folds(labels, k, seed)
+    return [
+        Job(f"fold_{f + 1}", np.flatnonzero(folds != f), np.flatnonzero(folds == f), seed + f)
+        for f in range(k if first is None else min(first, k))
+    ]
 
 
-def _full_dir(cfg: Config, index: int) -> Path:
-    return cfg.run_dir / f"full_{index + 1}"
+def full_fit_jobs(n_rows: int, n: int, seed: int) -> list[Job]:
+    """N models on every training row, nothing held out."""
+    rows = np.arange(n_rows)
+    return [Job(f"full_{i + 1}", rows, None, seed + FULL_FIT_SEED + i) for i in range(n)]
 
 
-def load_fold(cfg: Config, fold: int) -> FoldResult | None:
-    """A fold finished by an earlier run with this run name, if there is one."""
-    path = _fold_dir(cfg, fold) / "predictions.npz"
-    if not path.exists():
+def _label(job: Job, cfg: Config) -> str:
+    kind, number = job.name.split("_")
+    if kind == "fold":
+        return f"fold {number}/{cfg.folds}"
+    return f"full fit {number}/{cfg.full_fits}"
+
+
+def _load(cfg: Config, job: Job) -> FoldResult | FullFit | None:
+    kind, number = job.name.split("_")
+    meta_name = "fold.json" if kind == "fold" else "fit.json"
+    found = run_folder.load_model_files(cfg.run_dir / job.name, meta_name)
+    if found is None:
         return None
-    with np.load(path) as z:
-        arrays = {key: z[key] for key in z.files}
-    meta = read_json(_fold_dir(cfg, fold) / "fold.json")
-    return FoldResult(fold=fold, resumed=True, **arrays, **meta)
+    arrays, meta = found
+    if kind == "fold":
+        return FoldResult(fold=int(number) - 1, resumed=True, **arrays, **meta)
+    return FullFit(index=int(number) - 1, resumed=True, test_proba=arrays["test_proba"], **meta)
 
 
-def train_fold(
-    cfg: Config, params: dict, data: Digits, folds: np.ndarray, fold: int
-) -> FoldResult:
-    """Fit one model on the other folds, predict its own fold and test.csv, save everything."""
-    keras.backend.clear_session()  # free the previous fold's graph and weights
-    keras.utils.set_random_seed(cfg.seed + fold)  # per fold: a resumed fold trains identically
-    train, val = folds != fold, folds == fold
-    x_val, y_val = data.x_train[val].astype("float32"), data.y_train[val]
-    model = build_model(params)
-    start = time.perf_counter()
-    history = fit_model(
-        model,
-        params,
-        (data.x_train[train], data.y_train[train]),
-        (x_val, y_val),
-        epochs=cfg.epochs,
-        patience=cfg.patience,
-        augment=cfg.augment,
-        seed=cfg.seed + fold,
-    )
-    val_proba = predict_proba(model, x_val)
-    test_proba = predict_proba(model, data.x_test)
-    losses = history.history["val_loss"]
-    result = FoldResult(
-        fold=fold,
-        val_idx=np.flatnonzero(val),
-        val_proba=val_proba,
-        test_proba=test_proba,
-        accuracy=accuracy(y_val, val_proba),
-        epochs=len(losses),
-        best_epoch=int(np.argmin(losses)) + 1,
-        seconds=time.perf_counter() - start,
-    )
-    _save_fold(cfg, model, history, result)
+def _save(cfg: Config, trained: Trained, data: Digits) -> FoldResult | FullFit:
+    """Turn an engine's result into the run's record and save its folder."""
+    job = trained.job
+    kind, number = job.name.split("_")
+    out = cfg.run_dir / job.name
+    if kind == "fold":
+        result = FoldResult(
+            fold=int(number) - 1,
+            val_idx=job.val_rows,
+            val_proba=trained.val_proba,
+            test_proba=trained.test_proba,
+            accuracy=accuracy(data.y_train[job.val_rows], trained.val_proba),
+            epochs=trained.epochs,
+            best_epoch=trained.best_epoch,
+            seconds=trained.seconds,
+        )
+        meta = {k: getattr(result, k) for k in ("accuracy", "epochs", "best_epoch", "seconds")}
+        arrays = {k: getattr(result, k) for k in ("val_idx", "val_proba", "test_proba")}
+        run_folder.save_model(out, trained.model, trained.history, "fold.json", meta, arrays)
+    else:
+        result = FullFit(index=int(number) - 1, test_proba=trained.test_proba,
+                         epochs=trained.epochs, seconds=trained.seconds)  # fmt: skip
+        meta = {"epochs": result.epochs, "seconds": result.seconds}
+        run_folder.save_model(out, trained.model, trained.history, "fit.json", meta,
+                              {"test_proba": result.test_proba})  # fmt: skip
     return result
 
 
-def _save_fold(cfg: Config, model: keras.Model, history, result: FoldResult) -> None:
-    meta = {k: getattr(result, k) for k in ("accuracy", "epochs", "best_epoch", "seconds")}
-    arrays = {k: getattr(result, k) for k in ("val_idx", "val_proba", "test_proba")}
-    _save_model(_fold_dir(cfg, result.fold), model, history, "fold.json", meta, arrays)
+def train_models(cfg: Config, data: Digits, engine) -> tuple[list[FoldResult], list[FullFit]]:
+    """Train (or resume) every fold model and full fit of the run with `engine`.
 
+    Prints a line per model when it starts and when it is done (or was done by an earlier run).
+    """
+    jobs = []
+    if cfg.folds:
+        jobs += fold_jobs(data.y_train, cfg.folds, cfg.seed)
+    jobs += full_fit_jobs(len(data.y_train), cfg.full_fits, cfg.seed)
+    checkpoint = run_folder.checkpoint(cfg)
+    in_checkpoint = checkpoint_jobs(checkpoint) or []
+    results: dict[str, FoldResult | FullFit] = {}
+    for job in jobs:
+        found = None if job.name in in_checkpoint else _load(cfg, job)
+        if found is not None:
+            results[job.name] = found
+            fold = isinstance(found, FoldResult)
+            score = f" (val accuracy {found.accuracy:.4f})" if fold else ""
+            print(f"── {_label(job, cfg)}: finished in an earlier run, skipped{score}", flush=True)
+    pending = [job for job in jobs if job.name not in results]
 
-def _save_model(out: Path, model, history, meta_name: str, meta: dict, arrays: dict) -> None:
-    """Model, history and metadata first; predictions.npz last, as the completion marker."""
-    with atomic_path(out / "model.keras") as tmp:
-        model.save(tmp)
-    history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-    write_json(out / "history.json", history_)
-    write_json(out / meta_name, meta)
-    with atomic_path(out / "predictions.npz") as tmp:
-        np.savez(tmp, **arrays)
-
-
-def run_cv(cfg: Config, params: dict, data: Digits) -> list[FoldResult]:
-    """Train (or resume) every fold, printing a header per fold and its score after."""
-    if not cfg.folds:  # --folds 0: only full fits
-        return []
-    folds = make_folds(data.y_train, cfg.folds, cfg.seed)
-    results = []
-    for fold in range(cfg.folds):
-        n_val = int((folds == fold).sum())
-        head = f"fold {fold + 1}/{cfg.folds}"
-        result = load_fold(cfg, fold)
-        if result is not None:
-            print(
-                f"── {head}: finished in an earlier run, skipped"
-                f" (val accuracy {result.accuracy:.4f})",
-                flush=True,
-            )
+    def start(job: Job) -> None:
+        n = len(job.train_rows)
+        if job.val_rows is None:
+            what = f"train on all {n} rows, {cfg.epochs} epochs"
         else:
-            print(f"── {head}: train on {len(folds) - n_val}, validate on {n_val} ──", flush=True)
-            result = train_fold(cfg, params, data, folds, fold)
-            print(
-                f"── {head}: val accuracy {result.accuracy:.4f}, best epoch"
-                f" {result.best_epoch}/{result.epochs}, {result.seconds:.0f} s",
-                flush=True,
-            )
-        results.append(result)
-    return results
+            what = f"train on {n}, validate on {len(job.val_rows)}"
+        print(f"── {_label(job, cfg)}: {what} ──", flush=True)
+
+    def done(trained: Trained) -> None:
+        result = _save(cfg, trained, data)
+        results[trained.job.name] = result
+        if isinstance(result, FoldResult):
+            print(f"── {_label(trained.job, cfg)}: val accuracy {result.accuracy:.4f}, best epoch"
+                  f" {result.best_epoch}/{result.epochs}, {result.seconds:.0f} s",
+                  flush=True)  # fmt: skip
+        else:
+            print(f"── {_label(trained.job, cfg)}: {result.seconds:.0f} s", flush=True)
+
+    if pending:
+        print(f"engine: {engine.describe(pending)}", flush=True)
+        engine.train(pending, done, checkpoint=checkpoint, on_start=start)
+    ordered = [results[job.name] for job in jobs]
+    folds = [r for r in ordered if isinstance(r, FoldResult)]
+    return folds, [r for r in ordered if isinstance(r, FullFit)]
 
 
 def out_of_fold(results: list[FoldResult], n_rows: int) -> np.ndarray:
@@ -194,52 +183,3 @@ def out_of_fold(results: list[FoldResult], n_rows: int) -> np.ndarray:
     if np.isnan(oof).any():
         raise ValueError("some training rows were validated by no fold")
     return oof
-
-
-def train_full_fit(cfg: Config, params: dict, data: Digits, index: int) -> FullFit:
-    """Fit one model on every training row for --epochs epochs; predict test.csv; save it.
-
-    No rows are held out, so nothing stops it early: it trains the epochs the folds trained,
-    down the same learning-rate schedule.
-    """
-    keras.backend.clear_session()
-    seed = cfg.seed + FULL_FIT_SEED + index
-    keras.utils.set_random_seed(seed)
-    model = build_model(params)
-    start = time.perf_counter()
-    history = fit_model(model, params, (data.x_train, data.y_train), None, epochs=cfg.epochs,
-                        patience=cfg.patience, augment=cfg.augment, seed=seed)  # fmt: skip
-    result = FullFit(index=index, test_proba=predict_proba(model, data.x_test),
-                     epochs=len(history.history["loss"]),
-                     seconds=time.perf_counter() - start)  # fmt: skip
-    meta = {"epochs": result.epochs, "seconds": result.seconds}
-    arrays = {"test_proba": result.test_proba}
-    _save_model(_full_dir(cfg, index), model, history, "fit.json", meta, arrays)
-    return result
-
-
-def load_full_fit(cfg: Config, index: int) -> FullFit | None:
-    path = _full_dir(cfg, index) / "predictions.npz"
-    if not path.exists():
-        return None
-    with np.load(path) as z:
-        test_proba = z["test_proba"]
-    meta = read_json(_full_dir(cfg, index) / "fit.json")
-    return FullFit(index=index, test_proba=test_proba, resumed=True, **meta)
-
-
-def run_full_fits(cfg: Config, params: dict, data: Digits) -> list[FullFit]:
-    """Train (or resume) --full-fits models on all training rows, with progress like the folds."""
-    fits = []
-    for index in range(cfg.full_fits):
-        head = f"full fit {index + 1}/{cfg.full_fits}"
-        fit = load_full_fit(cfg, index)
-        if fit is not None:
-            print(f"── {head}: finished in an earlier run, skipped", flush=True)
-        else:
-            print(f"── {head}: train on all {len(data.y_train)} rows, {cfg.epochs} epochs ──",
-                  flush=True)  # fmt: skip
-            fit = train_full_fit(cfg, params, data, index)
-            print(f"── {head}: {fit.seconds:.0f} s", flush=True)
-        fits.append(fit)
-    return fits

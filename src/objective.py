@@ -19,28 +19,27 @@ import numpy as np
 import optuna
 
 from src.config import Config
-from src.cv import make_folds
+from src.cv import fold_jobs
 from src.data import Digits
-from src.model import build_model
+from src.engine import make_engine
 from src.search import FINISHED, TAKEN, count, open_study, suggest_params, worker_id
-from src.train import configure_device, fit_model
+from src.train import configure_device
 
 
-class PruneOnPlateau(keras.callbacks.Callback):
-    """Report val_accuracy to Optuna each epoch and stop the trial when the pruner says so.
+def pruning_hook(trial: optuna.Trial, epochs: int):
+    """An engine's `on_epoch`: report val_accuracy to Optuna, stop the trial when it says so.
 
-    Hand-written rather than optuna_integration's KerasPruningCallback because a trial spans
-    several folds: steps continue across them (`offset`), so Optuna never sees a step twice.
+    A trial spans several folds: steps continue across them (fold j's epoch e is step
+    j * epochs + e), so Optuna never sees a step twice.
     """
 
-    def __init__(self, trial: optuna.Trial, offset: int):
-        super().__init__()
-        self.trial, self.offset = trial, offset
+    def on_epoch(job: int, epoch: int, logs: dict) -> None:
+        step = job * epochs + epoch
+        trial.report(float(logs["val_accuracy"]), step)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step}")
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.trial.report(float(logs["val_accuracy"]), self.offset + epoch)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {self.offset + epoch}")
+    return on_epoch
 
 
 class SurplusTrial(Exception):
@@ -61,31 +60,17 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", self.worker or worker_id(os.getpid()))
         self.check_cap(trial)
-        keras.backend.clear_session()  # each trial starts from a clean Keras session
-        keras.utils.set_random_seed(self.cfg.seed + trial.number)
         params = suggest_params(trial)
         trial.set_user_attr("params", params)  # the full dict, fixed values included
-        folds = make_folds(self.data.y_train, self.cfg.folds, self.cfg.seed)
-        x, y = self.data.x_train, self.data.y_train
+        cfg = self.cfg
+        jobs = fold_jobs(self.data.y_train, cfg.folds, cfg.seed, first=cfg.search_folds)
+        engine = make_engine(cfg.engine, params, self.data, epochs=cfg.search_epochs,
+                             patience=cfg.patience, augment=cfg.augment, verbose=0,
+                             predict_test=False)  # fmt: skip
         scores = []
         try:
-            for fold in range(min(self.cfg.search_folds, self.cfg.folds)):
-                train, val = folds != fold, folds == fold
-                model = build_model(params)
-                history = fit_model(
-                    model,
-                    params,
-                    (x[train], y[train]),
-                    (x[val].astype("float32"), y[val]),
-                    epochs=self.cfg.search_epochs,
-                    patience=self.cfg.patience,
-                    augment=self.cfg.augment,
-                    seed=self.cfg.seed + fold,
-                    callbacks=[PruneOnPlateau(trial, fold * self.cfg.search_epochs)],
-                    verbose=0,
-                )
-                scores.append(max(history.history["val_accuracy"]))
-                del model, history
+            engine.train(jobs, lambda t: scores.append(max(t.history["val_accuracy"])),
+                         on_epoch=pruning_hook(trial, cfg.search_epochs))  # fmt: skip
         finally:
             keras.backend.clear_session()  # free this trial's models before the next
             gc.collect()
@@ -128,7 +113,7 @@ def run_trials(
     if worker:
         _die_with_parent(int(worker.rsplit(":", 1)[1]))
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search process shows progress
-    configure_device()
+    configure_device(cfg.precision, cfg.engine)  # resolved by the search process
     study = open_study(cfg, create=False, pruner=pruner)
     if count(study, TAKEN) >= cfg.trial_target:  # other workers took the slot meanwhile
         return

@@ -9,9 +9,11 @@ on the accelerator, fed from arrays in memory.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
+from keras import ops
 
 from src.ensemble import PREDICT_BATCH
 from src.errors import UserError
@@ -58,22 +60,42 @@ def accelerator() -> str:
     return ""
 
 
-def configure_device() -> str:
-    """Mixed float16 on a GPU (tensor cores, half the memory traffic), float32 on a CPU.
+def cpu_has_amx() -> bool:
+    """Whether the CPU has AMX bfloat16 tiles (Linux's `amx_bf16` flag)."""
+    try:
+        return " amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
 
-    On this project's CPU, mixed_bfloat16 measured 0.94x-1.08x of float32 (benchmarks/README.md):
-    no clear gain, so CPUs stay in float32. On an H100 (JAX, batch 64) this small model ran at
-    0.73x of float32's speed in mixed_float16: launch-bound, not arithmetic-bound (benchmarks/).
-    Keras wraps the optimiser in a LossScaleOptimizer under mixed_float16, and the model's
-    softmax layer computes in float32 either way.
+
+def choose_precision(requested: str, engine: str) -> tuple[str, str]:
+    """(Keras dtype policy, why): the policy measured fastest here, or the one asked for.
+
+    Measurements behind the choices: benchmarks/README.md, "Precision".
     """
-    gpu = accelerator()
-    policy = "mixed_float16" if gpu else "float32"
+    if requested != "auto":
+        return requested, "--precision"
+    if accelerator():
+        if engine == "batched":
+            return "mixed_bfloat16", "GPU, batched engine: bfloat16 measured faster"
+        return "float32", "GPU, one model at a time: mixed precision measured slower"
+    if cpu_has_amx():
+        return "mixed_bfloat16", "CPU with AMX bfloat16 tiles"
+    return "float32", "CPU without AMX: bfloat16 measured no faster"
+
+
+def configure_device(requested: str = "auto", engine: str = "sequential") -> tuple[str, str]:
+    """Set Keras's global dtype policy; returns (policy, a line saying where and why).
+
+    The model's softmax layer computes in float32 under every policy; Keras wraps the optimiser
+    in a LossScaleOptimizer under mixed_float16.
+    """
+    policy, why = choose_precision(requested, engine)
     keras.mixed_precision.set_global_policy(policy)
-    where = gpu or "CPU"
+    where = accelerator() or "CPU"
     if BACKEND != "tensorflow":
         where += f" ({BACKEND})"
-    return f"{where}, {policy}"
+    return policy, f"{where}, {policy} ({why})"
 
 
 def augment_in_model() -> bool:
@@ -90,18 +112,37 @@ def configure_determinism(enabled: bool) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _learning_rate(params: dict, steps_per_epoch: int, epochs: int):
-    """A constant rate for `plateau` (the callback lowers it), else a warm-up + cosine decay."""
-    lr = params["learning_rate"]
-    if params["schedule"] == "plateau":
-        return lr
-    warmup = steps_per_epoch if epochs > 1 else 0  # one epoch of linear warm-up
+def cosine_schedule(learning_rate: float, steps_per_epoch: int, epochs: int):
+    """One epoch of linear warm-up from a tenth of the rate, then cosine decay to zero."""
+    if epochs == 1:  # nothing to warm up over
+        return keras.optimizers.schedules.CosineDecay(learning_rate, steps_per_epoch)
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=lr / 10 if warmup else lr,
-        decay_steps=max(1, steps_per_epoch * epochs - warmup),
-        warmup_target=lr if warmup else None,
-        warmup_steps=warmup,
+        initial_learning_rate=learning_rate / 10,
+        decay_steps=steps_per_epoch * (epochs - 1),
+        warmup_target=learning_rate,
+        warmup_steps=steps_per_epoch,
     )
+
+
+def warmup_cosine(step, learning_rate: float, steps_per_epoch, epochs: int):
+    """`cosine_schedule(...)(step)` in plain ops, for a traced per-model `steps_per_epoch`
+    (the batched engine: Keras's CosineDecay checks its step counts as Python numbers)."""
+    step = ops.cast(step, "float32")
+    steps = ops.cast(steps_per_epoch, "float32")
+    if epochs == 1:
+        return learning_rate * 0.5 * (1 + ops.cos(math.pi * ops.minimum(step, steps) / steps))
+    decay = steps * (epochs - 1)
+    step = ops.minimum(step, decay + steps)
+    warm = (learning_rate - learning_rate / 10) * (step / steps) + learning_rate / 10
+    cooled = learning_rate * 0.5 * (1 + ops.cos(math.pi * (step - steps) / decay))
+    return ops.where(step < steps, warm, cooled)
+
+
+def _learning_rate(params: dict, steps_per_epoch: int, epochs: int):
+    """A constant rate for `plateau` (the callback lowers it), else `cosine_schedule`."""
+    if params["schedule"] == "plateau":
+        return params["learning_rate"]
+    return cosine_schedule(params["learning_rate"], steps_per_epoch, epochs)
 
 
 def compile_model(model: keras.Model, params: dict, steps_per_epoch: int, epochs: int) -> None:

@@ -1,4 +1,5 @@
-"""Device set-up: float32 on a CPU; on a GPU, mixed float16 with float32 probabilities out."""
+"""Device set-up: the dtype policy per device and engine, and what mixed precision keeps in
+float32 (the probabilities out)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from src import train
 from src.model import build_model
 from src.params import default_params
 from src.train import augment_in_model, compile_model, configure_device
@@ -18,20 +20,35 @@ def restore_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
-def test_cpu_trains_in_float32(restore_policy):
-    assert configure_device() == "CPU, float32"  # this machine has no GPU
+def test_cpu_trains_in_float32_unless_it_has_amx(restore_policy, monkeypatch):
+    monkeypatch.setattr(train, "cpu_has_amx", lambda: False)
+    assert configure_device() == ("float32", "CPU, float32 (CPU without AMX: bfloat16 measured"
+                                  " no faster)")  # fmt: skip
     assert not augment_in_model()  # augmentation in the tf.data pipeline
     model = build_model(default_params("cnn"))
     assert all(layer.compute_dtype == "float32" for layer in model.layers)
+    monkeypatch.setattr(train, "cpu_has_amx", lambda: True)
+    assert configure_device()[0] == "mixed_bfloat16"
+    assert configure_device("float32")[1] == "CPU, float32 (--precision)"  # asked for: obeyed
 
 
-def test_a_gpu_gets_mixed_float16_and_float32_probabilities(monkeypatch, restore_policy):
+def fake_gpu(monkeypatch):
     real = tf.config.list_physical_devices
     monkeypatch.setattr(  # CI has no GPU: make TensorFlow report one, as a GPU machine does
         tf.config, "list_physical_devices",
         lambda kind=None: ["GPU:0"] if kind == "GPU" else real(kind),
     )  # fmt: skip
-    assert configure_device() == "GPU, mixed_float16"
+
+
+def test_a_gpu_trains_one_model_at_a_time_in_float32(monkeypatch, restore_policy):
+    fake_gpu(monkeypatch)
+    assert configure_device(engine="sequential")[0] == "float32"
+    assert configure_device(engine="batched")[0] == "mixed_bfloat16"
+
+
+def test_mixed_float16_on_a_gpu_keeps_float32_probabilities(monkeypatch, restore_policy):
+    fake_gpu(monkeypatch)
+    assert configure_device("mixed_float16")[1] == "GPU, mixed_float16 (--precision)"
     assert augment_in_model()  # the GPU warps its own batches: no CPU pipeline to wait for
     params = default_params("cnn")
     model = build_model(params)

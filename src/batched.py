@@ -1,0 +1,459 @@
+"""The batched engine: every job of a call trained together as one compiled JAX program.
+
+A small CNN leaves a GPU nearly idle when it is trained one `model.fit` at a time: each step
+is a few milliseconds of kernel launches. Here the K models of a run (its folds and full fits)
+are one program instead:
+
+- each model is built by `build_model` under its own seed (the sequential engine's initial
+  weights), and the K copies of every variable are stacked along a leading axis;
+- one stateless train step (`stateless_call` + `optimizer.stateless_apply`) is `jax.vmap`ped
+  over that axis, and an epoch is one `jax.lax.scan` over its steps, with the training images
+  resident on the device and each model's batches gathered there from its own permutation;
+- each epoch ends with every validated model scoring its own validation rows, in the same
+  program, and the host reading back a few numbers per model.
+
+The sequential engine's semantics hold per model: its own initialisation, shuffling, dropout
+and `RandomWarp` draws (all from the job's seed); `ceil(rows / batch)` steps an epoch (the
+last batch topped up with rows from the start of the epoch's order, so every batch is full);
+the warm-up + cosine schedule on its own step count, or the plateau schedule on its own
+metric; early stopping on its own validation loss with the same patience, the best epoch's
+weights kept. Models whose epoch has fewer steps, or which have stopped, sit out the rest of
+the program's steps (their updates are masked), so one model never changes another.
+
+After every epoch the whole state (weights, optimiser, best weights, counters, histories) is
+written to a checkpoint, so a killed run resumes from its last finished epoch and ends with
+the same models as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+from src.engine import Job, OnDone, OnEpoch, Trained
+from src.ensemble import PREDICT_BATCH
+from src.errors import UserError
+from src.files import atomic_path
+from src.model import build_model
+from src.train import OPTIMIZERS, warmup_cosine
+from src.warp import RandomWarp
+
+# ReduceLROnPlateau's settings in src/train.py, applied per model on the host.
+PLATEAU = {"patience": 3, "factor": 0.5, "min_lr": 1e-5, "min_delta": 1e-4}
+
+
+def build_trainer(params: dict, augment: str, seed: int) -> tuple[keras.Model, keras.Model]:
+    """(trainer, model): the model and, in front of it for training only, its augmentation."""
+    model = build_model(params)
+    if augment == "none":
+        return model, model
+    if augment != "affine":
+        raise UserError(f"--engine batched: --augment {augment} is not available; use affine")
+    warp = RandomWarp(params, seed)
+    trainer = keras.Sequential([keras.Input(model.input_shape[1:]), warp, model], name="trainer")
+    return trainer, model
+
+
+def _values(variables) -> list[np.ndarray]:
+    return [np.asarray(v.value) for v in variables]
+
+
+class BatchedEngine:
+    """Trains a list of jobs as one vmapped JAX program."""
+
+    name = "batched"
+
+    def __init__(self, params: dict, data, *, epochs: int, patience: int, augment: str,
+                 verbose: int = 2, predict_test: bool = True):  # fmt: skip
+        self.params, self.data, self.predict_test = params, data, predict_test
+        self.epochs, self.patience, self.augment, self.verbose = epochs, patience, augment, verbose
+        self.batch = int(params["batch_size"])
+
+    def describe(self, jobs: list[Job]) -> str:
+        return f"batched, {len(jobs)} model{'s' * (len(jobs) != 1)} in one program"
+
+    def summary(self) -> dict:
+        """What this engine did, for summary.json: models, the first epoch (compile included)
+        and the median of the others, in seconds."""
+        seconds = getattr(self, "epoch_seconds", [])
+        return {
+            "name": self.name,
+            "models": len(getattr(self, "jobs", [])),
+            "first_epoch_s": seconds[0] if seconds else None,
+            "median_epoch_s": float(np.median(seconds[1:])) if len(seconds) > 1 else None,
+        }
+
+    # ----------------------------------------------------------------------------------------
+    # The program
+    # ----------------------------------------------------------------------------------------
+
+    def _setup(self, jobs: list[Job]) -> None:
+        """Build the K models, their stacked initial state and the compiled epoch program."""
+        self.jobs = jobs
+        k = len(jobs)
+        # Validated jobs come first (the caller's order: folds, then full fits), so the epoch's
+        # validation runs on the static slice [:n_val] of the stack.
+        self.n_val = sum(j.val_rows is not None for j in jobs)
+        if any(j.val_rows is None for j in jobs[: self.n_val]):
+            raise ValueError("validated jobs must come before the others")
+
+        states = []
+        for job in jobs:
+            keras.backend.clear_session()
+            keras.utils.set_random_seed(job.seed)  # the sequential engine's initial weights
+            trainer, model = build_trainer(self.params, self.augment, job.seed)
+            states.append((_values(trainer.trainable_variables),
+                           _values(trainer.non_trainable_variables)))  # fmt: skip
+        self.trainer, self.model = trainer, model  # the last one: the template for all
+        self.optimizer = OPTIMIZERS[self.params["optimizer"]](float(self.params["learning_rate"]))
+        self.optimizer.build(trainer.trainable_variables)
+        names = [v.name for v in self.optimizer.variables]
+        self.lr_index, self.iter_index = names.index("learning_rate"), names.index("iteration")
+        opt_values = _values(self.optimizer.variables)
+
+        def stack(lists):
+            return [jnp.asarray(np.stack(vs)) for vs in zip(*lists, strict=True)]
+
+        tv = stack([s[0] for s in states])
+        ntv = stack([s[1] for s in states])
+        ov = stack([opt_values] * k)
+        best_tv, best_ntv = ([jnp.array(a, copy=True) for a in vs] for vs in (tv, ntv))
+        self.state = {"tv": tv, "ntv": ntv, "ov": ov, "best_tv": best_tv, "best_ntv": best_ntv}
+
+        n_rows = np.array([len(j.train_rows) for j in jobs])
+        self.steps = np.ceil(n_rows / self.batch).astype(np.int32)  # per model, like fit's
+        self.max_steps = int(self.steps.max())
+        width = int(n_rows.max())
+        rows = np.stack([np.resize(j.train_rows, width) for j in jobs])  # padded by repetition
+        self.const = {
+            "x": jnp.asarray(self.data.x_train),  # uint8 on the device; cast per batch
+            "y": jnp.asarray(self.data.y_train.astype(np.int32)),
+            "rows": jnp.asarray(rows.astype(np.int32)),
+            "n_rows": jnp.asarray(n_rows.astype(np.int32)),
+            "steps": jnp.asarray(self.steps),
+            "keys": jnp.stack([jax.random.key_data(jax.random.key(j.seed)) for j in jobs]),
+        }
+        if self.n_val:
+            val = [j.val_rows for j in jobs[: self.n_val]]
+            v_width = math.ceil(max(map(len, val)) / PREDICT_BATCH) * PREDICT_BATCH
+            self.const["val_rows"] = jnp.asarray(np.stack([np.resize(v, v_width) for v in val]))
+            self.const["val_n"] = jnp.asarray(np.array([len(v) for v in val], np.int32))
+        # On a GPU an epoch is one scan; XLA's CPU backend runs convolutions inside a loop about
+        # ten times slower than outside one, so there each step is its own call.
+        on_gpu = jax.default_backend() == "gpu"
+        self.steps_per_call = self.max_steps if on_gpu else 1
+        self._orders = jax.jit(jax.vmap(self._order, in_axes=(0, 0, 0, None)))
+        self._steps = jax.jit(self._steps_program, donate_argnums=0)
+        self._score = jax.jit(self._score_program, donate_argnums=0)
+        self._predict = jax.jit(self._predict_program, static_argnames="chunk")
+
+    def _lr(self, iteration, steps, plateau_lr):
+        """This model's learning rate at `iteration` (its own steps per epoch)."""
+        if self.params["schedule"] == "plateau":
+            return plateau_lr
+        return warmup_cosine(iteration, self.params["learning_rate"], steps, self.epochs)
+
+    def _train_step(self, tv, ntv, ov, x, y, lr):
+        """One model's stateless Keras train step (vmapped over the models)."""
+
+        def loss_fn(tv):
+            proba, new_ntv = self.trainer.stateless_call(tv, ntv, x, training=True)
+            loss = keras.losses.sparse_categorical_crossentropy(y, proba)
+            return jnp.mean(loss), (new_ntv, proba)
+
+        (loss, (ntv, proba)), grads = jax.value_and_grad(loss_fn, has_aux=True)(tv)
+        ov = list(ov)
+        ov[self.lr_index] = jnp.asarray(lr, ov[self.lr_index].dtype)
+        tv, ov = self.optimizer.stateless_apply(ov, grads, tv)
+        correct = jnp.mean((jnp.argmax(proba, axis=-1) == y).astype(jnp.float32))
+        return tv, ntv, ov, loss, correct
+
+    def _order(self, key, rows, n_rows, epoch):
+        """One model's batches for `epoch`, (max_steps, batch) rows: its own permutation, the
+        last batch topped up from the start of it, padding past its own steps."""
+        noise = jax.random.uniform(
+            jax.random.fold_in(jax.random.wrap_key_data(key), epoch), (rows.shape[0],)
+        )
+        order = jnp.argsort(jnp.where(jnp.arange(rows.shape[0]) < n_rows, noise, 2.0))
+        positions = jnp.arange(self.max_steps * self.batch)
+        positions = jnp.where(positions < n_rows, positions, positions % n_rows)
+        return rows[order[positions]].reshape(self.max_steps, self.batch)
+
+    def _model_steps(self, tv, ntv, ov, batches, first, steps, active, plateau_lr, const):
+        """One model through `batches` (L, batch), step indices first..first+L-1 of the epoch;
+        steps past its own `steps`, or of a stopped model, leave it unchanged."""
+
+        def step(carry, inputs):
+            tv, ntv, ov = carry
+            index, batch_rows = inputs
+            x = const["x"][batch_rows].astype("float32")
+            y = const["y"][batch_rows]
+            lr = self._lr(ov[self.iter_index], steps, plateau_lr)
+            new = self._train_step(tv, ntv, ov, x, y, lr)
+            live = active & (index < steps)
+            keep = lambda a, b: jnp.where(live, a, b)  # noqa: E731
+            carry = jax.tree.map(keep, new[:3], (tv, ntv, ov))
+            return carry, (keep(new[3], 0.0), keep(new[4], 0.0))
+
+        if batches.shape[0] == 1:  # no loop at all (the CPU)
+            (tv, ntv, ov), (loss, correct) = step((tv, ntv, ov), (first, batches[0]))
+            return tv, ntv, ov, loss, correct
+        indices = first + jnp.arange(batches.shape[0])
+        (tv, ntv, ov), (losses, corrects) = jax.lax.scan(step, (tv, ntv, ov), (indices, batches))
+        return tv, ntv, ov, losses.sum(), corrects.sum()
+
+    def _steps_program(self, state, batches, first, active, plateau_lr, const):
+        """Every model through its next L batches: (state, summed losses, summed accuracies)."""
+        run = jax.vmap(self._model_steps, in_axes=(0, 0, 0, 0, None, 0, 0, 0, None))
+        tv, ntv, ov, loss, correct = run(state["tv"], state["ntv"], state["ov"], batches, first,
+                                         const["steps"], active, plateau_lr, const)  # fmt: skip
+        return {**state, "tv": tv, "ntv": ntv, "ov": ov}, loss, correct
+
+    def _forward(self, tv, ntv, x):
+        """One model's class probabilities for a float batch, inference mode."""
+        proba, _ = self.trainer.stateless_call(tv, ntv, x, training=False)
+        return proba.astype(jnp.float32)
+
+    def _evaluate(self, tv, ntv, val_rows, val_n, const):
+        """One model's validation loss and accuracy on its own rows (padding masked)."""
+        chunks = val_rows.reshape(-1, PREDICT_BATCH)
+
+        def score(rows):
+            proba = self._forward(tv, ntv, const["x"][rows].astype("float32"))
+            y = const["y"][rows]
+            loss = keras.losses.sparse_categorical_crossentropy(y, proba)
+            return loss, (jnp.argmax(proba, axis=-1) == y).astype(jnp.float32)
+
+        losses, correct = jax.lax.map(score, chunks)
+        valid = jnp.arange(val_rows.shape[0]) < val_n
+        losses, correct = losses.reshape(-1), correct.reshape(-1)
+        return (jnp.sum(jnp.where(valid, losses, 0.0)) / val_n,
+                jnp.sum(jnp.where(valid, correct, 0.0)) / val_n)  # fmt: skip
+
+    def _score_program(self, state, active, plateau_lr, best_loss, const):
+        """End of an epoch: the rate each model ends it with; the validated models' scores on
+        their own rows, and their best weights kept (Keras's EarlyStopping: strictly lower)."""
+        lr = jax.vmap(self._lr)(state["ov"][self.iter_index], const["steps"], plateau_lr)
+        metrics = {"learning_rate": lr}
+        if not self.n_val:
+            return state, metrics
+        v = self.n_val
+        head = lambda tree: [a[:v] for a in tree]  # noqa: E731
+        val_loss, val_acc = jax.vmap(self._evaluate, in_axes=(0, 0, 0, 0, None))(
+            head(state["tv"]), head(state["ntv"]), const["val_rows"], const["val_n"], const
+        )
+        improved = active[:v] & (val_loss < best_loss)
+        better = jnp.concatenate([improved, jnp.zeros(len(self.jobs) - v, bool)])
+
+        def pick(new, old):
+            return jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+        state = {
+            **state,
+            "best_tv": [pick(a, b) for a, b in zip(state["tv"], state["best_tv"], strict=True)],
+            "best_ntv": [pick(a, b) for a, b in zip(state["ntv"], state["best_ntv"], strict=True)],
+        }
+        metrics.update(val_loss=val_loss, val_accuracy=val_acc, improved=improved)
+        return state, metrics
+
+    def _predict_program(self, tv, ntv, x, chunk):
+        """Probabilities of one model (sliced out of the stack) for uint8 images, by chunk."""
+        chunks = x.reshape(-1, chunk, *x.shape[1:])
+        proba = jax.lax.map(lambda b: self._forward(tv, ntv, b.astype("float32")), chunks)
+        return proba.reshape(x.shape[0], -1)
+
+    # ----------------------------------------------------------------------------------------
+    # The host's side: early stopping, plateau schedule, checkpoints, results
+    # ----------------------------------------------------------------------------------------
+
+    def train(self, jobs: list[Job], on_done: OnDone, on_epoch: OnEpoch | None = None,
+              checkpoint: Path | None = None, on_start=None) -> None:  # fmt: skip
+        """Train every job together; `on_done` gets each one as soon as it is final.
+
+        With `checkpoint`, the state is saved there after every epoch and a run killed midway
+        continues from it (same jobs, same settings: the caller checks the run folder).
+        """
+        start = time.perf_counter()
+        self._setup(jobs)
+        k, v = len(jobs), self.n_val
+        host = {
+            "epoch": 0,
+            "active": np.ones(k, bool),
+            "best_loss": np.full(v, np.inf, np.float32),
+            "wait": np.zeros(k, np.int64),
+            "lr": np.full(k, self.params["learning_rate"], np.float32),  # plateau schedule
+            "plateau_best": np.full(k, -np.inf),
+            "plateau_wait": np.zeros(k, np.int64),
+            "reported": np.zeros(k, bool),  # handed to on_done
+            "history": [dict() for _ in jobs],
+            "seconds": 0.0,
+        }
+        if checkpoint is not None and checkpoint.exists():
+            host = self._load_checkpoint(checkpoint, host)
+            print(f"batched: resumed at epoch {host['epoch'] + 1} from {checkpoint.name}",
+                  flush=True)  # fmt: skip
+            for i in np.flatnonzero(~host["active"] & ~host["reported"]):
+                self._finish(i, host, on_done)  # stopped before the kill, not yet saved
+        if on_start:
+            for job in jobs:
+                on_start(job)
+        self.epoch_seconds = []  # this process's epochs: the first includes the compile
+        while host["epoch"] < self.epochs and host["active"].any():
+            epoch = host["epoch"]
+            tick = time.perf_counter()
+            self.state, metrics = self._run_epoch(epoch, host)
+            seconds = time.perf_counter() - tick
+            self.epoch_seconds.append(seconds)
+            finished = self._after_epoch(epoch, metrics, host, on_epoch)
+            host["epoch"] = epoch + 1
+            host["seconds"] += seconds
+            if host["epoch"] == self.epochs:
+                finished |= host["active"]
+                host["active"][:] = False
+            self._print_epoch(epoch, metrics, host, seconds)
+            if checkpoint is not None and host["active"].any():
+                self._save_checkpoint(checkpoint, host)
+            for i in np.flatnonzero(finished):
+                self._finish(i, host, on_done)
+        for i in np.flatnonzero(~host["reported"]):  # e.g. resumed after the last epoch
+            self._finish(i, host, on_done)
+        if checkpoint is not None:
+            checkpoint.unlink(missing_ok=True)
+        self.wall_s = time.perf_counter() - start
+
+    def _run_epoch(self, epoch: int, host: dict) -> tuple[dict, dict]:
+        """One epoch of every model on the device; its metrics on the host."""
+        c = self.const
+        active, lr = jnp.asarray(host["active"]), jnp.asarray(host["lr"])
+        batches = self._orders(c["keys"], c["rows"], c["n_rows"], epoch)
+        state, loss, correct = self.state, 0.0, 0.0
+        length = self.steps_per_call
+        for first in range(0, self.max_steps, length):
+            state, step_loss, step_correct = self._steps(
+                state, batches[:, first : first + length], first, active, lr, c
+            )
+            loss, correct = loss + step_loss, correct + step_correct
+        state, metrics = self._score(state, active, lr, jnp.asarray(host["best_loss"]), c)
+        done = np.maximum(self.steps, 1)
+        metrics = {k: np.asarray(v) for k, v in metrics.items()}  # waits for the device
+        metrics.update(loss=np.asarray(loss) / done, accuracy=np.asarray(correct) / done)
+        return state, metrics
+
+    def _after_epoch(self, epoch: int, m: dict, host: dict, on_epoch) -> np.ndarray:
+        """Histories, early stopping and the plateau schedule; which models finished now."""
+        active = host["active"]
+        finished = np.zeros(len(self.jobs), bool)
+        for i in np.flatnonzero(active):
+            logs = {"loss": float(m["loss"][i]), "accuracy": float(m["accuracy"][i])}
+            if i < self.n_val:
+                logs.update(val_loss=float(m["val_loss"][i]),
+                            val_accuracy=float(m["val_accuracy"][i]))  # fmt: skip
+            logs["learning_rate"] = float(m["learning_rate"][i])
+            for key, value in logs.items():
+                host["history"][i].setdefault(key, []).append(value)
+            if on_epoch:
+                on_epoch(i, epoch, logs)
+            if i < self.n_val:  # Keras's EarlyStopping(val_loss, patience, restore best)
+                host["wait"][i] += 1
+                if m["improved"][i]:
+                    host["best_loss"][i] = m["val_loss"][i]
+                    host["wait"][i] = 0
+                elif host["wait"][i] >= self.patience and epoch > 0:
+                    finished[i] = True
+            if self.params["schedule"] == "plateau":  # Keras's ReduceLROnPlateau, per model
+                current = logs["val_accuracy" if i < self.n_val else "accuracy"]
+                if current - PLATEAU["min_delta"] > host["plateau_best"][i]:
+                    host["plateau_best"][i], host["plateau_wait"][i] = current, 0
+                else:
+                    host["plateau_wait"][i] += 1
+                    if host["plateau_wait"][i] >= PLATEAU["patience"]:
+                        if host["lr"][i] > np.float32(PLATEAU["min_lr"]):
+                            host["lr"][i] = max(host["lr"][i] * PLATEAU["factor"],
+                                                PLATEAU["min_lr"])  # fmt: skip
+                        host["plateau_wait"][i] = 0
+        active &= ~finished
+        return finished
+
+    def _print_epoch(self, epoch: int, m: dict, host: dict, seconds: float) -> None:
+        if not self.verbose:
+            return
+        parts = []
+        if self.n_val:
+            scores = " ".join(f"{a:.4f}" for a in m["val_accuracy"])
+            parts.append(f"val_accuracy {scores}")
+        parts.append(f"loss {np.mean(m['loss']):.4f}")
+        running = int(host["active"].sum())
+        print(f"epoch {epoch + 1}/{self.epochs}  {'  '.join(parts)}  ({running} of"
+              f" {len(self.jobs)} training)  {seconds:.1f} s", flush=True)  # fmt: skip
+
+    def _finish(self, i: int, host: dict, on_done: OnDone) -> None:
+        """Hand model i over: best weights (validated) or last (not), predictions, history."""
+        job = self.jobs[i]
+        which = ("best_tv", "best_ntv") if i < self.n_val else ("tv", "ntv")
+        tv = [a[i] for a in self.state[which[0]]]
+        ntv = [a[i] for a in self.state[which[1]]]
+        tick = time.perf_counter()
+        val_proba = None
+        if job.val_rows is not None:
+            val_proba = self.predict(tv, ntv, self.data.x_train[job.val_rows])
+        test_proba = self.predict(tv, ntv, self.data.x_test) if self.predict_test else None
+        for variable, value in zip(self.trainer.trainable_variables, tv, strict=True):
+            variable.assign(value)
+        for variable, value in zip(self.trainer.non_trainable_variables, ntv, strict=True):
+            variable.assign(value)
+        share = host["seconds"] / len(self.jobs) + time.perf_counter() - tick
+        host["reported"][i] = True
+        on_done(Trained(job=job, model=self.model, history=host["history"][i],
+                        val_proba=val_proba, test_proba=test_proba, seconds=share))  # fmt: skip
+
+    def predict(self, tv, ntv, x: np.ndarray) -> np.ndarray:
+        """One model's probabilities for uint8 images, in inference-size chunks.
+
+        Padded to whole chunks, so folds whose sizes differ by a row share one compiled program.
+        """
+        n = len(x)
+        chunk = min(PREDICT_BATCH, n)
+        padded = np.zeros((math.ceil(n / chunk) * chunk, *x.shape[1:]), x.dtype)
+        padded[:n] = x
+        return np.asarray(self._predict(tv, ntv, jnp.asarray(padded), chunk=chunk))[:n]
+
+    def _save_checkpoint(self, path: Path, host: dict) -> None:
+        arrays = {}
+        for part, values in self.state.items():
+            for j, value in enumerate(values):
+                arrays[f"{part}/{j}"] = np.asarray(value)
+        for key in ("epoch", "active", "best_loss", "wait", "lr", "plateau_best",
+                    "plateau_wait", "reported", "seconds"):  # fmt: skip
+            arrays[f"host/{key}"] = np.asarray(host[key])
+        arrays["jobs"] = np.array([j.name for j in self.jobs])  # engine.checkpoint_jobs
+        for i, history in enumerate(host["history"]):
+            for key, values in history.items():
+                arrays[f"history/{i}/{key}"] = np.asarray(values, np.float64)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, **arrays)
+
+    def _load_checkpoint(self, path: Path, host: dict) -> dict:
+        with np.load(path) as z:
+            names = [str(n) for n in z["jobs"]]
+            if names != [j.name for j in self.jobs]:
+                raise UserError(
+                    f"{path}: a checkpoint of other models ({', '.join(names)}); delete it to"
+                    " retrain them from the start"
+                )
+            for part, values in self.state.items():
+                self.state[part] = [jnp.asarray(z[f"{part}/{j}"]) for j in range(len(values))]
+            for key in host:
+                if f"host/{key}" in z.files:
+                    value = z[f"host/{key}"]
+                    host[key] = value.item() if value.ndim == 0 else value.copy()
+            for name in z.files:
+                if name.startswith("history/"):
+                    _, i, key = name.split("/", 2)
+                    host["history"][int(i)][key] = [float(x) for x in z[name]]
+        return host
