@@ -1,0 +1,126 @@
+"""Checks of the batched engine that need Keras on JAX, run by tests/test_batched.py as
+
+    KERAS_BACKEND=jax PYTHONPATH=. python tests/jax_checks.py CHECK
+
+(the pytest process has Keras on TensorFlow already). Each check prints one JSON line of what
+it measured; the test asserts on it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+from src.batched import BatchedEngine
+from src.config import ROOT
+from src.cv import fold_jobs
+from src.data import load_digits
+from src.engine import Job
+from src.model import build_model
+from src.params import default_params
+from src.train import _augmenting_model, compile_model
+
+
+def sample(n: int):
+    data = load_digits(ROOT / "input" / "sample")
+    data.x_train, data.y_train = data.x_train[:n], data.y_train[:n]
+    data.x_test = data.x_test[:100]
+    return data
+
+
+def steps() -> dict:
+    """Four vmapped steps against Keras's own train step on the same batches and weights.
+
+    Models 0 and 1 share a seed (so they must stay identical: one never changes another),
+    model 2 has another. SGD, because Adam divides by sqrt(v): on gradients that are zero but
+    for rounding it turns float noise into whole steps, which hides real differences.
+    """
+    data = sample(640)
+    params = {**default_params("cnn"), "optimizer": "sgd"}  # dropout, BatchNorm, warp: on
+    engine = BatchedEngine(params, data, epochs=3, patience=3, augment="affine")
+    rows = np.arange(640)
+    engine._setup([Job("a", rows, None, 7), Job("b", rows, None, 7), Job("c", rows, None, 8)])
+    rng = np.random.default_rng(0)
+    batches = [rng.choice(640, 64, replace=False).astype(np.int32) for _ in range(4)]
+    start = [np.asarray(v[0]) for v in engine.state["tv"]]
+    state, on = engine.state, jnp.ones(3, bool)
+    for i, b in enumerate(batches):
+        stacked = jnp.asarray(np.stack([b, b, b])[:, None, :])
+        state, _, _ = engine._steps(state, stacked, i, on, jnp.full(3, 0.0), engine.const)
+    mine = [np.asarray(v) for v in state["tv"]]
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(7)  # the sequential engine's set-up for seed 7
+    trainer = _augmenting_model(build_model(params), params, "affine", 7)
+    compile_model(trainer, params, int(engine.steps[0]), 3)
+    for b in batches:
+        trainer.train_on_batch(data.x_train[b].astype("float32"), data.y_train[b])
+    ref = [np.asarray(v.value) for v in trainer.trainable_variables]
+    moved = max(float(np.abs(m[0] - s).max()) for m, s in zip(mine, start, strict=True))
+    return {
+        "max_abs_diff": max(float(np.abs(m[0] - r).max()) for m, r in zip(mine, ref, strict=True)),
+        "weight_scale": max(float(np.abs(r).max()) for r in ref),
+        "twin_diff": max(float(np.abs(m[0] - m[1]).max()) for m in mine),
+        "other_diff": max(float(np.abs(m[0] - m[2]).max()) for m in mine),
+        "moved": moved,
+    }
+
+
+def orders() -> dict:
+    """Each fold model's batches over two epochs: only its own training rows, every one of them
+    each epoch, a new order each epoch, and its steps ceil(rows / batch)."""
+    data = sample(1000)
+    jobs = fold_jobs(data.y_train, 3, 5)
+    engine = BatchedEngine(default_params("cnn"), data, epochs=2, patience=2, augment="affine")
+    engine._setup(jobs)
+    c = engine.const
+    out = {"subset": True, "covers": True, "steps_ok": True, "reshuffled": True}
+    epochs = [np.asarray(engine._orders(c["keys"], c["rows"], c["n_rows"], e)) for e in (0, 1)]
+    for k, job in enumerate(jobs):
+        steps = int(engine.steps[k])
+        out["steps_ok"] &= steps == -(-len(job.train_rows) // engine.batch)
+        seen = [e[k, :steps].ravel() for e in epochs]
+        for rows in seen:
+            out["subset"] &= bool(np.isin(rows, job.train_rows).all())
+            out["subset"] &= not np.isin(rows, job.val_rows).any()
+            out["covers"] &= set(rows.tolist()) == set(job.train_rows.tolist())
+        out["reshuffled"] &= not np.array_equal(seen[0], seen[1])
+    out["models_differ"] = not np.array_equal(epochs[0][0, :5], epochs[0][1, :5])
+    return out
+
+
+def early_stopping() -> dict:
+    """A fold model whose validation labels are shuffled: its validation loss rises as it learns,
+    so it must stop `patience` epochs after its best epoch and hand back that epoch's weights.
+    A full fit beside it trains every epoch."""
+    data = sample(640)
+    rng = np.random.default_rng(1)
+    val = np.arange(320, 640)
+    data.y_train[val] = rng.permutation(data.y_train[val])
+    jobs = [Job("fold_1", np.arange(320), val, 3), Job("full_1", np.arange(320), None, 4)]
+    engine = BatchedEngine(default_params("cnn"), data, epochs=8, patience=2, augment="none",
+                           verbose=0)  # fmt: skip
+    done = {}
+
+    def keep(trained):  # the model object is reused: score it now
+        proba = trained.model.predict(data.x_train[val].astype("float32"), verbose=0)
+        loss = keras.losses.sparse_categorical_crossentropy(data.y_train[val], proba)
+        done[trained.job.name] = {
+            "epochs": trained.epochs,
+            "best_epoch": trained.best_epoch,
+            "val_loss": trained.history.get("val_loss"),
+            "saved_model_val_loss": float(np.mean(np.asarray(loss))),
+            "val_proba_matches_model": bool(np.allclose(proba, trained.val_proba, atol=1e-5))
+            if trained.val_proba is not None else None,
+        }  # fmt: skip
+
+    engine.train(jobs, keep)
+    return done
+
+
+if __name__ == "__main__":
+    print(json.dumps(globals()[sys.argv[1]]()))

@@ -1,0 +1,149 @@
+"""The batched engine (all of a run's models in one JAX program), on CPU JAX with tiny budgets.
+
+Keras picks its backend once per process and this one runs TensorFlow, so everything here runs
+in child processes with KERAS_BACKEND=jax: the engine's own checks (tests/jax_checks.py) and
+whole `run.py --engine batched` runs, one of them killed with SIGKILL and resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import write_slice
+from src.config import ROOT
+
+JAX_ENV = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT),
+           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+FLAGS = ["--folds", "2", "--epochs", "6", "--full-fits", "0", "--trials", "0", "--seed", "3",
+         "--engine", "batched"]  # fmt: skip
+
+
+def jax_check(name: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "jax_checks.py"), name],
+        env=JAX_ENV, cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_vmapped_step_is_keras_own_train_step():
+    """From the same weights and batches, four vmapped steps land where Keras's train_on_batch
+    lands (dropout, BatchNorm and RandomWarp included), and a twin stays a twin."""
+    r = jax_check("steps")
+    assert r["moved"] > 1e-3  # the steps changed the weights
+    assert r["max_abs_diff"] < 5e-5 * r["weight_scale"]  # float rounding, not another update
+    assert r["max_abs_diff"] < 0.02 * r["moved"]
+    assert r["twin_diff"] == 0.0  # a model beside it in the stack does not touch it
+    assert r["other_diff"] > 0.01  # another seed: other weights
+
+
+def test_each_fold_model_trains_only_on_its_own_rows():
+    r = jax_check("orders")
+    assert r == {"subset": True, "covers": True, "steps_ok": True, "reshuffled": True,
+                 "models_differ": True}  # fmt: skip
+
+
+def test_early_stopping_hands_back_the_best_epoch():
+    r = jax_check("early_stopping")
+    fold, full = r["fold_1"], r["full_1"]
+    losses = fold["val_loss"]
+    assert fold["best_epoch"] == int(np.argmin(losses)) + 1 == 1  # shuffled labels: first best
+    assert fold["epochs"] == fold["best_epoch"] + 2 < 8  # stopped after --patience 2
+    # the weights handed back are that epoch's: the saved model scores its loss exactly
+    assert fold["saved_model_val_loss"] == pytest.approx(losses[0], rel=1e-5)
+    assert fold["saved_model_val_loss"] != pytest.approx(losses[-1], rel=1e-3)
+    assert fold["val_proba_matches_model"]
+    assert full["epochs"] == 8  # nothing held out: every epoch
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, sample_frames):
+    return write_slice(tmp_path_factory.mktemp("batched") / "data", sample_frames, 1280, 300)
+
+
+def run_py(data_dir, out, *extra) -> subprocess.Popen:
+    outputs = ["--runs-dir", str(out / "runs"), "--submissions-dir", str(out / "subs")]
+    cmd = [sys.executable, str(ROOT / "run.py"), "--data-dir", str(data_dir), *FLAGS, *outputs,
+           *extra]  # fmt: skip
+    return subprocess.Popen(cmd, env=JAX_ENV, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+def finish(proc: subprocess.Popen) -> str:
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole")
+    return out, finish(run_py(data_dir, out, "--run-name", "whole"))
+
+
+def test_batched_run_trains_every_fold_and_says_so(uninterrupted, data_dir):
+    out, log = uninterrupted
+    assert "engine: batched, 2 models in one program" in log
+    run = out / "runs" / "whole"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["engine"]["name"] == "batched" and summary["engine"]["models"] == 2
+    assert summary["oof_accuracy"] > 0.6  # chance is 0.1
+    for fold in (1, 2):
+        history = json.loads((run / f"fold_{fold}" / "history.json").read_text())
+        assert len(history["val_loss"]) == 6
+    sub = pd.read_csv(out / "subs" / "submission.csv")
+    truth = pd.read_csv(data_dir / "solution.csv")["Label"]
+    assert (sub["Label"] == truth).mean() > 0.6
+    assert not (run / "checkpoint.npz").exists()  # removed once every model is saved
+    # a fold's model.keras is a plain Keras model that predicts what the run recorded
+    check = (
+        "import keras, numpy as np, sys\n"
+        f"m = keras.saving.load_model({str(run / 'fold_1' / 'model.keras')!r})\n"
+        f"z = np.load({str(run / 'fold_1' / 'predictions.npz')!r})\n"
+        "import pandas as pd\n"
+        f"x = pd.read_csv({str(data_dir / 'train.csv')!r}).iloc[z['val_idx'], 1:]\n"
+        "p = m.predict(x.to_numpy('float32').reshape(-1, 28, 28, 1), verbose=0)\n"
+        "print(float(np.abs(p - z['val_proba']).max()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], env=JAX_ENV, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) < 1e-4
+
+
+def test_a_run_killed_mid_training_resumes_to_the_same_submission(
+    uninterrupted, data_dir, tmp_path
+):
+    whole, _ = uninterrupted
+    proc = run_py(data_dir, tmp_path, "--run-name", "whole")
+    checkpoint = tmp_path / "runs" / "whole" / "checkpoint.npz"
+    deadline = time.monotonic() + 600
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert checkpoint.exists(), "no checkpoint was written"
+    time.sleep(1.0)  # somewhere in the next epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert not (tmp_path / "subs" / "submission.csv").exists()  # it was killed before the end
+
+    log = finish(run_py(data_dir, tmp_path, "--run-name", "whole"))
+    assert "batched: resumed at epoch" in log
+    resumed_at = int(log.split("batched: resumed at epoch ")[1].split()[0])
+    assert log.count("epoch 1/6 ") == 0 and resumed_at >= 2  # finished epochs not redone
+    assert (tmp_path / "subs" / "submission.csv").read_bytes() == (
+        whole / "subs" / "submission.csv"
+    ).read_bytes()
+    a = np.load(whole / "runs" / "whole" / "ensemble.npz")
+    b = np.load(tmp_path / "runs" / "whole" / "ensemble.npz")
+    np.testing.assert_array_equal(a["oof_proba"], b["oof_proba"])
+    assert not list((tmp_path / "runs").rglob(".*tmp*")), "temporary files left behind"
