@@ -1,47 +1,88 @@
 #!/usr/bin/env bash
-# The GPU rows of benchmarks/README.md in one go, as run on a lent GPU machine that has JAX but
-# no TensorFlow (Keras 3 then runs on JAX: same model code, augmentation inside the model).
+# The GPU measurements of benchmarks/README.md ("Engines") in one call of at most 8 minutes,
+# on a machine with JAX and a GPU (Keras runs on JAX: same model code, the batched engine):
 #
-#   OUT=runs/gpu bash benchmarks/gpu_suite.sh [sweep variants...]
+#   OUT=runs/gpu bash benchmarks/gpu_suite.sh
 #
-# Writes to $OUT: gpu.txt (card), smoke.txt, throughput.txt, flops.txt, tta.txt, sweep.txt,
-# sweep.tgz (each sweep run's summary, ensemble probabilities and log), dmon.txt (utilisation).
+# 1. smoke: a 2-fold, 2-epoch run (stops the suite if the stack does not work here);
+# 2. kaggle42k: the default run (5 folds + 3 full fits, 30 epochs) on a 42,000-row train.csv
+#    tiled from the sample (timing only), engine and precision chosen automatically;
+# 3. throughput: images/s of the sequential and batched engines, 1 and 8 models, float32 and
+#    bfloat16 (python -m benchmarks.engines throughput);
+# 4. the default run on the sample with the batched engine in bfloat16 and float32, and with the
+#    sequential engine (in the background meanwhile: its OOF is what the others must match);
+# 5. search: 4 trials with one trial process, then with 4 sharing the card;
+# then RESULT lines for every run, GPU utilisation (nvidia-smi dmon) in the archive.
+# Writes $OUT/results.txt and $OUT/suite.tgz (every log, summary.json and the dmon trace).
+# Wheels in .whl/ (packages the machine lacks) are installed first. TINY=1: a CPU dry run.
 set -u
+START=$SECONDS
+DEADLINE=${DEADLINE:-450}  # seconds for everything; each step gets what is left
 PY=${PYTHON:-python3}
-export KERAS_BACKEND=${KERAS_BACKEND:-jax} PYTHONUNBUFFERED=1
-export XLA_PYTHON_CLIENT_PREALLOCATE=false TF_FORCE_GPU_ALLOW_GROWTH=true
 OUT=${OUT:-runs/gpu}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT/gpu.txt" 2>&1
-nvidia-smi dmon -s u -d 2 >"$OUT/dmon.txt" 2>&1 &
+W=${WORK:-/tmp/gpu-suite}
+[ "${OUT:0:1}" = / ] || OUT="$PWD/$OUT"
+mkdir -p "$OUT" "$W"
+if [ -z "${TINY:-}" ] && compgen -G ".whl/*.whl" >/dev/null; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site
+fi
+export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+if [ -n "${TINY:-}" ]; then  # a dry run of the script itself
+    ROWS=640 TEST_ROWS=200 FOLDS=2 EPOCHS=(--epochs 2) TRIALS=2 SEARCH_EPOCHS=1
+    AUTO=(--engine batched) SAMPLE="$W/kaggle"  # a CPU's auto engine is the sequential one
+else
+    ROWS=42000 TEST_ROWS=28000 FOLDS=5 EPOCHS=() TRIALS=4 SEARCH_EPOCHS=10 AUTO=() SAMPLE=input/sample
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$W/gpu.txt" 2>&1
+nvidia-smi dmon -s u -d 1 >"$W/dmon.txt" 2>&1 &
 DMON=$!
-step() {  # step NAME SECONDS COMMAND...: run with a time limit, output to $OUT/NAME.txt
+left() { echo $((DEADLINE - (SECONDS - START))); }
+step() {  # step NAME SECONDS COMMAND...: time-limited (also by DEADLINE), output to $W/NAME.txt
     local name=$1 limit=$2
     shift 2
-    echo "== $name ($(date +%T))"
-    timeout "$limit" "$@" >"$OUT/$name.txt" 2>&1
+    [ "$(left)" -lt "$limit" ] && limit=$(left)
+    if [ "$limit" -le 5 ]; then echo "== $name skipped: out of time"; return 124; fi
+    echo "== $name ($(date +%T), limit $limit s)"
+    timeout "$limit" "$@" >"$W/$name.txt" 2>&1
     local code=$?
-    grep -E "^(RESULT|device:|command:)" "$OUT/$name.txt"
-    echo "== $name exit $code"
+    grep -E "^(RESULT|device:|engine:|wall time|out-of-fold|test accuracy|study|search wall)" \
+        "$W/$name.txt"
+    echo "== $name exit $code at $((SECONDS - START)) s"
     return $code
 }
-# A one-fold, one-epoch run first: if the stack does not work here, stop before the long steps.
-step smoke 120 "$PY" run.py --data-dir input/sample --folds 2 --epochs 1 --trials 0 \
-    --run-name smoke --runs-dir "$OUT/smoke-runs" --submissions-dir "$OUT/smoke-subs" || {
-    tail -30 "$OUT/smoke.txt"
-    kill $DMON
+RUN=("$PY" run.py --trials 0 --runs-dir "$W/runs" --submissions-dir "$W/subs" "${AUTO[@]}")
+finish() {
+    kill "$DMON" 2>/dev/null
+    "$PY" -m benchmarks.engines report "$W"/runs/* | tee "$OUT/results.txt"
+    grep -h "^RESULT" "$W"/*.txt >>"$OUT/results.txt"
+    tail -n +1 "$W/gpu.txt"
+    (cd "$W" && tar czf "$OUT/suite.tgz" --exclude='*.keras' --exclude='*.npz' --exclude='*.png' \
+        --exclude='*.db' ./*.txt runs)
+}
+"$PY" -m benchmarks.engines tile --rows $ROWS --test-rows $TEST_ROWS --out "$W/kaggle"
+step smoke 120 "${RUN[@]}" --run-name smoke --data-dir "$SAMPLE" --folds 2 --epochs 2 --full-fits 1 || {
+    tail -40 "$W/smoke.txt"
+    finish
     exit 1
 }
-rm -rf "$OUT/smoke-runs" "$OUT/smoke-subs"
-step throughput 150 "$PY" benchmarks/throughput.py --epochs 4 --rows 6400
-step flops 120 "$PY" benchmarks/flops.py --epochs 3 --rows 6400
-step tta 150 "$PY" benchmarks/time_to_accuracy.py
-if [ $# -gt 0 ]; then  # the sweep gets what is left of DEADLINE seconds
-    step sweep $((${DEADLINE:-570} - SECONDS - 20)) "$PY" benchmarks/sweep.py --parallel "${SWEEP_PARALLEL:-8}" \
-        --out "$OUT/sweep" "$@"
-    pkill -f "run.py --data-dir" # runs a timed-out sweep left behind
-    tail -15 "$OUT/sweep.txt"
-    (cd "$OUT/sweep" && tar czf ../sweep.tgz ./*.log runs/*/summary.json runs/*/ensemble.npz)
-    rm -rf "$OUT/sweep"
-fi
-kill $DMON
+step kaggle42k 150 "${RUN[@]}" --run-name kaggle42k --data-dir "$W/kaggle" --folds $FOLDS "${EPOCHS[@]}"
+step throughput 120 "$PY" -m benchmarks.engines throughput --rows $ROWS --models 1 8
+# The sequential default run on the sample takes minutes: it runs beside the next steps.
+timeout "$(left)" "$PY" run.py --data-dir "$SAMPLE" --trials 0 --run-name sequential \
+    --folds $FOLDS "${EPOCHS[@]}" --engine sequential --precision float32 --runs-dir "$W/runs" \
+    --submissions-dir "$W/subs-sequential" >"$W/sequential.txt" 2>&1 &
+SEQUENTIAL=$!
+step batched-bf16 100 "${RUN[@]}" --run-name batched-bf16 --data-dir "$SAMPLE" --folds $FOLDS "${EPOCHS[@]}" \
+    --precision mixed_bfloat16
+step batched-f32 100 "${RUN[@]}" --run-name batched-f32 --data-dir "$SAMPLE" --folds $FOLDS "${EPOCHS[@]}" \
+    --precision float32
+for jobs in 1 4; do
+    step "search-jobs$jobs" 90 "$PY" run.py --data-dir "$SAMPLE" --folds $FOLDS --search-only "${AUTO[@]}" \
+        --trials $TRIALS --search-epochs $SEARCH_EPOCHS --n-jobs $jobs --study-name "jobs$jobs" \
+        --storage "sqlite:///$W/search.db" --runs-dir "$W/runs-search"
+done
+wait $SEQUENTIAL
+echo "== sequential exit $? at $((SECONDS - START)) s"
+finish

@@ -37,7 +37,7 @@ def search_wall_time(workers: int, args, storage: str, tmp: Path, n_jobs: int = 
     study = f"bench-{workers}w{n_jobs}j-{uuid.uuid4().hex[:8]}"
     cmd = [
         sys.executable, str(ROOT / "run.py"), "--data-dir", str(args.data_dir),
-        "--search-only", "--max-trials", str(args.trials), "--search-epochs",
+        "--search-only", "--trials", str(args.trials), "--search-epochs",
         str(args.search_epochs), "--storage", storage, "--study-name", study,
         "--runs-dir", str(tmp / "runs"), "--n-jobs", str(n_jobs),
     ]  # fmt: skip

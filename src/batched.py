@@ -20,9 +20,9 @@ metric; early stopping on its own validation loss with the same patience, the be
 weights kept. Models whose epoch has fewer steps, or which have stopped, sit out the rest of
 the program's steps (their updates are masked), so one model never changes another.
 
-After every epoch the whole state (weights, optimiser, best weights, counters, histories) is
-written to a checkpoint, so a killed run resumes from its last finished epoch and ends with
-the same models as an uninterrupted one.
+After the first epoch, and then every `CHECKPOINT_S` seconds, the whole state (weights,
+optimiser, best weights, counters, histories) is written to a checkpoint, so a killed run
+resumes from its last checkpointed epoch and ends with the same models as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ from src.model import build_model
 from src.train import OPTIMIZERS, warmup_cosine
 from src.warp import RandomWarp
 
+# A checkpoint after the first epoch (so a resumed program always holds the same models), then
+# at most this often: on a GPU an epoch of a Kaggle-size run takes about a second and a
+# checkpoint of 8 models tens of megabytes.
+CHECKPOINT_S = 30.0
 # ReduceLROnPlateau's settings in src/train.py, applied per model on the host.
 PLATEAU = {"patience": 3, "factor": 0.5, "min_lr": 1e-5, "min_delta": 1e-4}
 
@@ -276,7 +280,7 @@ class BatchedEngine:
               checkpoint: Path | None = None, on_start=None) -> None:  # fmt: skip
         """Train every job together; `on_done` gets each one as soon as it is final.
 
-        With `checkpoint`, the state is saved there after every epoch and a run killed midway
+        With `checkpoint`, the state is saved there (see CHECKPOINT_S) and a run killed midway
         continues from it (same jobs, same settings: the caller checks the run folder).
         """
         start = time.perf_counter()
@@ -304,6 +308,7 @@ class BatchedEngine:
             for job in jobs:
                 on_start(job)
         self.epoch_seconds = []  # this process's epochs: the first includes the compile
+        saved: list[float] = []  # when this process wrote checkpoints
         while host["epoch"] < self.epochs and host["active"].any():
             epoch = host["epoch"]
             tick = time.perf_counter()
@@ -317,8 +322,10 @@ class BatchedEngine:
                 finished |= host["active"]
                 host["active"][:] = False
             self._print_epoch(epoch, metrics, host, seconds)
-            if checkpoint is not None and host["active"].any():
+            due = not saved or time.perf_counter() - saved[-1] >= CHECKPOINT_S
+            if checkpoint is not None and host["active"].any() and due:
                 self._save_checkpoint(checkpoint, host)
+                saved.append(time.perf_counter())
             for i in np.flatnonzero(finished):
                 self._finish(i, host, on_done)
         for i in np.flatnonzero(~host["reported"]):  # e.g. resumed after the last epoch

@@ -18,8 +18,7 @@ class Config:
     epochs: int = 30  # per fold; early stopping on the fold's validation part may end sooner
     full_fits: int = 3  # models trained on all rows after the folds; the submission averages them
     patience: int = 10  # epochs without a better val_loss before a fold stops (best restored)
-    trials: int = 20  # Optuna study's total finished trials before training; 0 = no search
-    max_trials: int | None = None  # hard cap on the study's finished trials over all workers
+    trials: int = 20  # the study's total of finished trials over all workers; 0 = no search
     n_jobs: int = 1  # trial processes this worker runs at a time
     search_only: bool = False  # a search worker: no training; the ensemble comes from --trials 0
     search_epochs: int = 10  # epochs per search trial (cheaper than the final training)
@@ -53,7 +52,7 @@ class Config:
     @property
     def trial_target(self) -> int:
         """Finished (complete or pruned) trials the study must hold when this worker stops."""
-        return min(self.trials, self.max_trials) if self.max_trials else self.trials
+        return self.trials
 
     @property
     def storage_url(self) -> str:

@@ -99,7 +99,7 @@ def make_engine(name: str, params: dict, data, **settings):
 
     `settings`: epochs, patience, augment, and optionally verbose and predict_test.
     """
-    if name == "batched":
+    if resolve_engine(name) == "batched":
         from src.batched import BatchedEngine
 
         return BatchedEngine(params, data, **settings)

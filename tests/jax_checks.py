@@ -70,6 +70,38 @@ def steps() -> dict:
     }
 
 
+def scan_epoch() -> dict:
+    """An epoch as one `lax.scan` (the GPU's path) ends where step-by-step calls (the CPU's)
+    end, with a short model, a stopped one and a model of another seed in the stack.
+
+    Within rounding, amplified: XLA fuses the loop body differently, and BatchNorm over a
+    channel of near-constant activations turns 1e-7 into 1e-4 after a few steps.
+    """
+    data = sample(300)
+    jobs = [Job("a", np.arange(300), None, 1), Job("b", np.arange(200), None, 2),
+            Job("c", np.arange(300), None, 3)]  # fmt: skip
+    params = {**default_params("cnn"), "optimizer": "sgd"}  # see `steps` on Adam
+    ends = []
+    for per_call in ("steps", "scan"):
+        engine = BatchedEngine(params, data, epochs=2, patience=2, augment="affine")
+        engine._setup(jobs)
+        start = [np.asarray(v[2]) for v in engine.state["tv"]]
+        start0 = [np.asarray(v[0]) for v in engine.state["tv"]]
+        engine.steps_per_call = 1 if per_call == "steps" else engine.max_steps
+        host = {"active": np.array([True, True, False]), "lr": np.zeros(3, np.float32),
+                "best_loss": np.zeros(0, np.float32)}  # fmt: skip
+        state, metrics = engine._run_epoch(0, host)
+        ends.append(([np.asarray(v) for v in state["tv"]], metrics))
+    (a, ma), (b, mb) = ends
+    return {
+        "max_abs_diff": max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True)),
+        "moved": max(float(np.abs(x[0] - s).max()) for x, s in zip(a, start0, strict=True)),
+        "loss_diff": float(np.abs(ma["loss"] - mb["loss"]).max()),
+        "stopped_unchanged": all(np.array_equal(x[2], s) for x, s in zip(b, start, strict=True)),
+        "steps": [int(s) for s in engine.steps],
+    }
+
+
 def orders() -> dict:
     """Each fold model's batches over two epochs: only its own training rows, every one of them
     each epoch, a new order each epoch, and its steps ceil(rows / batch)."""

@@ -47,6 +47,16 @@ def test_a_vmapped_step_is_keras_own_train_step():
     assert r["other_diff"] > 0.01  # another seed: other weights
 
 
+def test_an_epoch_as_one_scan_equals_step_by_step_calls():
+    """The GPU runs an epoch as one lax.scan, the CPU step by step: same models either way."""
+    r = jax_check("scan_epoch")
+    assert r["steps"] == [5, 4, 5]
+    assert r["moved"] > 1e-3
+    assert r["max_abs_diff"] < 0.1 * r["moved"]  # not another batch, rate or mask
+    assert r["loss_diff"] < 1e-3
+    assert r["stopped_unchanged"]
+
+
 def test_each_fold_model_trains_only_on_its_own_rows():
     r = jax_check("orders")
     assert r == {"subset": True, "covers": True, "steps_ok": True, "reshuffled": True,

@@ -15,7 +15,7 @@ import pytest
 
 import run
 from conftest import Runner, write_slice
-from src import objective, search
+from src import objective, search, sequential
 from src.config import ROOT, Config
 from src.data import load_digits
 from src.params import default_params
@@ -127,7 +127,7 @@ def test_aggressive_pruner_prunes_and_steps_continue_across_folds(tmp_path, smal
 
 
 def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path, small_dir, monkeypatch):
-    real, calls = objective.build_model, []
+    real, calls = sequential.build_model, []
 
     def out_of_memory_once(params):
         calls.append(params)
@@ -135,7 +135,7 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path, small_dir, mon
             raise MemoryError("simulated: this configuration does not fit")
         return real(params)
 
-    monkeypatch.setattr(objective, "build_model", out_of_memory_once)
+    monkeypatch.setattr(sequential, "build_model", out_of_memory_once)
     cfg = search_config(tmp_path, small_dir, study_name="fail", trials=2, search_epochs=1)
     search.open_study(cfg, create=True)
     objective.run_trials(cfg, load_digits(small_dir), n_trials=2)
@@ -218,7 +218,7 @@ def test_n_jobs_runs_trials_side_by_side_and_stops_at_the_target(tmp_path, small
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell here, no optimize loop
 def test_a_trial_created_past_the_cap_is_marked_surplus_and_never_trains(tmp_path, small_dir):
-    cfg = search_config(tmp_path, small_dir, study_name="cap", trials=2, max_trials=2)
+    cfg = search_config(tmp_path, small_dir, study_name="cap", trials=2)
     study = search.open_study(cfg, create=True)
     first, second = study.ask(), study.ask()  # two workers' trials, both running
     late = study.ask()  # a third worker raced past the pre-check
@@ -234,10 +234,9 @@ def test_a_trial_created_past_the_cap_is_marked_surplus_and_never_trains(tmp_pat
     assert (summary["complete"], summary["failed"], summary["surplus"]) == (2, 0, 1)
 
 
-def test_max_trials_sets_the_target_and_caps_a_larger_trials(capsys):
-    assert run.parse_args(["--search-only", "--max-trials", "6"]).trial_target == 6
-    assert run.parse_args(["--trials", "10", "--max-trials", "4"]).trial_target == 4
-    assert run.parse_args(["--trials", "3", "--max-trials", "9"]).trial_target == 3
+def test_trials_is_the_studys_total_and_max_trials_its_old_name(capsys):
+    assert run.parse_args(["--search-only", "--trials", "6"]).trial_target == 6
+    assert run.parse_args(["--search-only", "--max-trials", "4"]).trial_target == 4
     with pytest.raises(SystemExit) as exit_:
         run.parse_args(["--search-only", "--trials", "0"])
     assert exit_.value.code == 2 and "--search-only" in capsys.readouterr().err

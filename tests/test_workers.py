@@ -59,7 +59,7 @@ def data_dir(tmp_path_factory, sample_frames):
 def start_worker(data_dir, tmp_path, storage: str, study: str, cap: int) -> subprocess.Popen:
     cmd = [
         sys.executable, str(ROOT / "run.py"), "--data-dir", str(data_dir), *TINY,
-        "--search-only", "--max-trials", str(cap), "--storage", storage, "--study-name", study,
+        "--search-only", "--trials", str(cap), "--storage", storage, "--study-name", study,
         "--runs-dir", str(tmp_path / "runs"), "--submissions-dir", str(tmp_path / "subs"),
     ]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

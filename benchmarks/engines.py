@@ -1,0 +1,129 @@
+"""The two training engines side by side: throughput, and what a run with each scored.
+
+    python -m benchmarks.engines throughput [--rows 42000] [--models 1 8] [--epochs 3]
+        [--precisions float32 mixed_bfloat16] [--engines sequential batched]
+    python -m benchmarks.engines tile --rows 42000 --test-rows 28000 --out DIR
+    python -m benchmarks.engines report RUN_DIR [RUN_DIR ...]
+
+`throughput` trains K full-data models of the default recipe (nothing held out, so every
+model works every step) with each engine and precision, in one process, and prints the
+images/s of the epochs after the first (the first holds the compile) and the first epoch's
+seconds: `RESULT engine=batched models=8 precision=float32 images_s=... first_epoch_s=...`.
+The sequential engine trains one model (K models take K times as long).
+
+`tile` writes a Kaggle-size train.csv/test.csv by repeating the bundled sample's rows, for
+timing (repeated digits make its accuracy meaningless); `report` prints each run folder's
+engine, precision, OOF and answer-key accuracy, wall time and compile time as RESULT lines.
+Measured numbers: benchmarks/README.md, "Engines".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from src.config import ROOT
+
+SAMPLE = ROOT / "input" / "sample"
+
+
+def tile(rows: int, test_rows: int, out: Path) -> None:
+    """Kaggle-size CSVs made of the sample's rows, repeated."""
+    out.mkdir(parents=True, exist_ok=True)
+    train = pd.read_csv(SAMPLE / "train.csv.gz")
+    test = pd.read_csv(SAMPLE / "test.csv.gz")
+    train.iloc[np.arange(rows) % len(train)].to_csv(out / "train.csv", index=False)
+    test.iloc[np.arange(test_rows) % len(test)].to_csv(out / "test.csv", index=False)
+    print(f"wrote {out}/train.csv ({rows} rows), test.csv ({test_rows} rows)")
+
+
+def throughput(args) -> None:
+    import keras
+
+    from src.data import load_digits
+    from src.engine import Job, make_engine
+    from src.params import default_params
+    from src.train import accelerator
+
+    data = load_digits(SAMPLE)
+    index = np.arange(args.rows) % len(data.y_train)
+    data.x_train, data.y_train = data.x_train[index], data.y_train[index]
+    params = default_params("cnn")
+    print(f"device: {accelerator() or 'CPU'} ({keras.backend.backend()}), {args.rows} rows,"
+          f" batch {params['batch_size']} per model", flush=True)  # fmt: skip
+    for engine_name in args.engines:
+        for precision in args.precisions:
+            for k in args.models if engine_name == "batched" else [1]:
+                keras.mixed_precision.set_global_policy(precision)
+                engine = make_engine(engine_name, params, data, epochs=args.epochs,
+                                     patience=args.epochs, augment="affine", verbose=0,
+                                     predict_test=False)  # fmt: skip
+                jobs = [Job(f"full_{i + 1}", np.arange(args.rows), None, 100 + i)
+                        for i in range(k)]  # fmt: skip
+                ends = [time.perf_counter()]
+
+                def clock(i, epoch, logs, ends=ends):
+                    if i == 0:
+                        ends.append(time.perf_counter())
+
+                engine.train(jobs, lambda _: None, on_epoch=clock)
+                epochs = np.diff(ends)
+                steps = -(-args.rows // params["batch_size"])
+                images = k * steps * params["batch_size"]
+                rate = images / float(np.median(epochs[1:]))
+                print(f"RESULT engine={engine_name} models={k} precision={precision}"
+                      f" images_s={rate:.0f} first_epoch_s={epochs[0]:.1f}",
+                      flush=True)  # fmt: skip
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def report(run_dirs: list[Path]) -> None:
+    for run in run_dirs:
+        try:
+            summary = json.loads((run / "summary.json").read_text())
+        except OSError as e:
+            print(f"RESULT run={run.name} missing ({e.strerror})")
+            continue
+        engine = summary.get("engine", {})
+        oof, test = summary.get("oof_accuracy"), summary.get("test_accuracy")
+        print(
+            f"RESULT run={run.name} engine={engine.get('name')} models={engine.get('models')}"
+            f" precision={summary.get('precision')}"
+            f" oof={'none' if oof is None else f'{oof:.4f}'}"
+            f" test={'none' if test is None else f'{test:.4f}'}"
+            f" wall_s={summary['seconds']:.1f} first_epoch_s={engine.get('first_epoch_s')}"
+            f" median_epoch_s={engine.get('median_epoch_s')}"
+        )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("throughput")
+    t.add_argument("--rows", type=int, default=42000)
+    t.add_argument("--models", type=int, nargs="+", default=[1, 8])
+    t.add_argument("--epochs", type=int, default=3)
+    t.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
+    t.add_argument("--engines", nargs="+", default=["sequential", "batched"])
+    g = sub.add_parser("tile")
+    g.add_argument("--rows", type=int, default=42000)
+    g.add_argument("--test-rows", type=int, default=28000)
+    g.add_argument("--out", type=Path, required=True)
+    r = sub.add_parser("report")
+    r.add_argument("runs", type=Path, nargs="+")
+    args = p.parse_args()
+    if args.command == "tile":
+        tile(args.rows, args.test_rows, args.out)
+    elif args.command == "throughput":
+        throughput(args)
+    else:
+        report(args.runs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""The command line: flags in groups, declared in one table, checked together, -> Config.
+
+Bad flags exit with code 2 and one line (argparse's own `error`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from pathlib import Path
+
+from src.config import AUGMENT_BACKENDS, ENGINES, PRECISIONS, Config
+from src.params import DEFAULTS, parse_override
+
+USAGE = """Digit Recognizer end to end: validate the CSVs, search, train a k-fold CNN ensemble and
+full-data models, write and check a submission.
+
+    python run.py --folds 5                                    # Kaggle's data in input/
+    python run.py --data-dir input/sample --folds 5 --trials 0 # the bundled sample, no search
+    python run.py --folds 0 --full-fits 1 --epochs 12 --trials 0   # quick: one model, all rows
+
+Artifacts go to runs/<run-name>/ (the same --run-name resumes a run), the submission to
+submissions/submission.csv. README.md explains every flag with examples.
+"""
+
+
+def at_least(minimum: int):
+    """An argparse type: an integer >= minimum."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"  # what argparse calls the type in its messages
+    return parse
+
+
+def flag(*names: str, help: str, **options) -> tuple[tuple[str, ...], dict]:
+    """One row of FLAGS: argparse's add_argument arguments."""
+    return names, {"help": help, **options}
+
+
+D = Config()
+FLAGS = {
+    "data": [
+        flag("--data-dir", metavar="DIR", type=Path, default=D.data_dir,
+             help="folder with train.csv and test.csv (.csv, .csv.gz or digit-recognizer.zip);"
+             " default: input/"),
+    ],
+    "training": [
+        flag("--folds", metavar="K", type=at_least(0), default=D.folds,
+             help="stratified folds: K models, each validated on its own 1/K (the out-of-fold"
+             " accuracy); 0: none, only --full-fits"),
+        flag("--full-fits", metavar="N", type=at_least(0), default=D.full_fits,
+             help="models trained on every training row after the folds; the submission"
+             " averages them (0: the folds')"),
+        flag("--epochs", metavar="E", type=at_least(1), default=D.epochs,
+             help="epochs per model (folds may stop earlier)"),
+        flag("--patience", metavar="P", type=at_least(1), default=D.patience,
+             help="early-stopping patience: epochs without a lower validation loss"),
+        flag("--model", choices=sorted(DEFAULTS), default=D.model,
+             help="architecture; 'seed' is the original 4-layer CNN"),
+        flag("--augment", choices=AUGMENT_BACKENDS, default=D.augment,
+             help="augmentation: one-pass affine warp, Keras preprocessing layers,"
+             " ImageDataGenerator, or none"),
+        flag("--set", metavar="KEY=VALUE", action="append", default=[],
+             help="override one hyperparameter (repeatable), e.g. --set filters=48"),
+        flag("--engine", choices=ENGINES, default=D.engine,
+             help="sequential (one model.fit after another) or batched (all models in one JAX"
+             " program); auto: batched on a JAX GPU"),
+        flag("--precision", choices=PRECISIONS, default=D.precision,
+             help="Keras dtype policy; auto: the one measured fastest on this device"),
+        flag("--seed", metavar="S", type=int, default=D.seed,
+             help="folds, weights, shuffling and augmentation derive from it"),
+        flag("--deterministic", action="store_true",
+             help="deterministic kernels: the same flags give a byte-identical submission"
+             " (TensorFlow)"),
+    ],
+    "search": [
+        flag("--trials", "--max-trials", metavar="N", type=at_least(0), default=D.trials,
+             help="the Optuna study's total of finished trials over all workers, searched"
+             " before training; 0: no search (the defaults, or --study-name's best)"),
+        flag("--search-epochs", metavar="E", type=at_least(1), default=D.search_epochs,
+             help="epochs per trial"),
+        flag("--search-folds", metavar="F", type=at_least(1), default=D.search_folds,
+             help="folds each trial trains and validates"),
+        flag("--timeout", metavar="SECONDS", type=float, default=None,
+             help="seconds after which the search starts no new trial"),
+        flag("--study-name", metavar="NAME", default="",
+             help="the study to search or, with --trials 0, to train from (default:"
+             " MODEL-search)"),
+        flag("--storage", metavar="URL", default="",
+             help="Optuna storage URL (default: sqlite:///runs/optuna.db;"
+             " postgresql://user:pass@host/db for many machines)"),
+    ],
+    "workers": [
+        flag("--search-only", action="store_true",
+             help="be one search worker of a shared study: run trials, train nothing"),
+        flag("--n-jobs", metavar="J", type=at_least(1), default=D.n_jobs,
+             help="trials this process runs at a time, each in its own process"),
+    ],
+    "review and submit": [
+        flag("--report", metavar="RUN_NAME", default="",
+             help="rebuild runs/RUN_NAME's report.html from its files, no training (with"
+             " --submit: submit that run)"),
+        flag("--submit", action="store_true",
+             help="submit the checked submission with the kaggle CLI"),
+        flag("-m", "--message", metavar="TEXT", default="",
+             help="submission message (default: run name, folds, OOF accuracy)"),
+        flag("--competition", metavar="NAME", default=D.competition,
+             help="the Kaggle competition to submit to"),
+    ],
+    "output": [
+        flag("--run-name", metavar="NAME", default="",
+             help="run folder under --runs-dir; reuse a name to resume (default: model and"
+             " time stamp)"),
+        flag("--runs-dir", metavar="DIR", type=Path, default=D.runs_dir,
+             help="where run folders and the default study go (default: runs/)"),
+        flag("--submissions-dir", metavar="DIR", type=Path, default=D.submissions_dir,
+             help="where submission.csv goes (default: submissions/)"),
+    ],
+}  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser, one argument group per table entry; numbers and choices show their default."""
+    p = argparse.ArgumentParser(description=USAGE,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    for title, flags in FLAGS.items():
+        group = p.add_argument_group(title)
+        for names, options in flags:
+            default = options.get("default")
+            if (
+                isinstance(default, (int, float, str))
+                and default != ""
+                and "(default" not in (options["help"])
+            ):
+                options = {**options, "help": options["help"] + " (default: %(default)s)"}
+            group.add_argument(*names, **options)
+    return p
+
+
+def check(a: argparse.Namespace) -> str | None:
+    """The flags' combinations: the first problem, as argparse's error message, or None."""
+    if a.folds == 1:
+        return "--folds: one fold validates on every row it trained on; give 0 or K >= 2"
+    if not a.folds and not a.full_fits:
+        return "--folds 0 --full-fits 0 trains no model; give --full-fits N (N >= 1)"
+    if not a.folds and a.trials:
+        return ("--folds 0: the search validates its trials on folds; use --trials 0 (with"
+                " --study-name NAME to train a finished study's best)")  # fmt: skip
+    if a.search_only and not a.trials:
+        return "--search-only: needs trials to run; give --trials N"
+    if a.trials and a.model != "cnn":
+        return f"--trials: the search space is for --model cnn; use --trials 0 with {a.model}"
+    if a.timeout is not None and a.timeout <= 0:
+        return f"--timeout: must be positive, got {a.timeout:g}"
+    if a.report and a.run_name and a.run_name != a.report:
+        return "--report names the run itself; leave out --run-name"
+    name = a.report or a.run_name
+    if name and (Path(name).name != name or name.startswith(".")):
+        flag = "--report" if a.report else "--run-name"
+        return f"{flag}: {name!r} must be a plain folder name (no '/' or leading '.')"
+    return None
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    """Command line -> Config."""
+    p = build_parser()
+    a = p.parse_args(argv)
+    problem = check(a)
+    if problem:
+        p.error(problem)
+    try:
+        overrides = tuple(parse_override(text, a.model) for text in a.set)
+    except ValueError as e:
+        p.error(f"--set {e}")
+    return Config(
+        data_dir=a.data_dir.resolve(), folds=a.folds, epochs=a.epochs, full_fits=a.full_fits,
+        patience=a.patience, trials=a.trials, n_jobs=a.n_jobs, search_only=a.search_only,
+        search_epochs=a.search_epochs, search_folds=a.search_folds, timeout=a.timeout,
+        study_name=a.study_name, storage=a.storage, model=a.model, overrides=overrides,
+        augment=a.augment, engine=a.engine, precision=a.precision, seed=a.seed,
+        run_name=a.report or a.run_name or f"{a.model}-{datetime.now():%Y%m%d-%H%M%S}",
+        deterministic=a.deterministic, report=bool(a.report), submit=a.submit,
+        message=a.message, competition=a.competition, runs_dir=a.runs_dir.resolve(),
+        submissions_dir=a.submissions_dir.resolve(),
+    )  # fmt: skip
