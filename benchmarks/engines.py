@@ -63,6 +63,7 @@ def throughput(args) -> None:
                 engine = make_engine(engine_name, params, data, epochs=args.epochs,
                                      patience=args.epochs, augment="affine", verbose=0,
                                      predict_test=False)  # fmt: skip
+                engine.unroll = args.unroll
                 jobs = [Job(f"full_{i + 1}", np.arange(args.rows), None, 100 + i)
                         for i in range(k)]  # fmt: skip
                 ends = [time.perf_counter()]
@@ -77,6 +78,7 @@ def throughput(args) -> None:
                 images = k * steps * params["batch_size"]
                 rate = images / float(np.median(epochs[1:]))
                 print(f"RESULT engine={engine_name} models={k} precision={precision}"
+                      f" unroll={args.unroll}"
                       f" images_s={rate:.0f} first_epoch_s={epochs[0]:.1f}",
                       flush=True)  # fmt: skip
     keras.mixed_precision.set_global_policy("float32")
@@ -110,6 +112,7 @@ def main() -> None:
     t.add_argument("--epochs", type=int, default=3)
     t.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
     t.add_argument("--engines", nargs="+", default=["sequential", "batched"])
+    t.add_argument("--unroll", type=int, default=1, help="batched: steps per loop iteration")
     g = sub.add_parser("tile")
     g.add_argument("--rows", type=int, default=42000)
     g.add_argument("--test-rows", type=int, default=28000)

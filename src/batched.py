@@ -78,6 +78,7 @@ class BatchedEngine:
         self.params, self.data, self.predict_test = params, data, predict_test
         self.epochs, self.patience, self.augment, self.verbose = epochs, patience, augment, verbose
         self.batch = int(params["batch_size"])
+        self.unroll = 1  # steps per iteration of the epoch's loop (benchmarks/engines.py --unroll)
 
     def describe(self, jobs: list[Job]) -> str:
         return f"batched, {len(jobs)} model{'s' * (len(jobs) != 1)} in one program"
@@ -209,7 +210,9 @@ class BatchedEngine:
             (tv, ntv, ov), (loss, correct) = step((tv, ntv, ov), (first, batches[0]))
             return tv, ntv, ov, loss, correct
         indices = first + jnp.arange(batches.shape[0])
-        (tv, ntv, ov), (losses, corrects) = jax.lax.scan(step, (tv, ntv, ov), (indices, batches))
+        (tv, ntv, ov), (losses, corrects) = jax.lax.scan(
+            step, (tv, ntv, ov), (indices, batches), unroll=self.unroll
+        )
         return tv, ntv, ov, losses.sum(), corrects.sum()
 
     def _steps_program(self, state, batches, first, active, plateau_lr, const):

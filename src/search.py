@@ -179,10 +179,14 @@ class Tally:
         self.best = max(complete, key=lambda t: t.value, default=None)  # the study maximises
 
     def show(self, bar: tqdm, target: int) -> None:
-        """The bar counts finished trials, every worker's, and shows the best so far."""
-        bar.n = min(self.finished, target)
-        if self.best is not None:
-            bar.set_postfix(best=f"{self.best.value:.4f}", trial=self.best.number)
+        """The bar counts finished trials, every worker's, and shows the best so far; redrawn
+        only when either changed (a log file gets a line per redraw)."""
+        best = None if self.best is None else (f"{self.best.value:.4f}", self.best.number)
+        if (bar.n, getattr(bar, "best", None)) == (min(self.finished, target), best):
+            return
+        bar.n, bar.best = min(self.finished, target), best
+        if best is not None:
+            bar.set_postfix(best=best[0], trial=best[1], refresh=False)
         bar.refresh()
 
 
