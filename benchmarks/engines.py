@@ -46,7 +46,8 @@ def throughput(args) -> None:
     import keras
 
     from src.data import load_digits
-    from src.engine import Job, make_engine
+    from src.engine import make_engine
+    from src.jobs import Job
     from src.params import default_params
     from src.train import accelerator
 

@@ -1,6 +1,6 @@
 """The fit stall: seconds `model.fit` spends after training ends, with tf.data autotuning on/off.
 
-    python benchmarks/fit_stall.py [--processes 3] [--fits 2] [--epochs 8]
+    python -m benchmarks.fit_stall [--processes 3] [--fits 2] [--epochs 8]
 
 Each process trains `--fits` default models (5,333 sample digits, the `affine` pipeline) and
 times the gap from the last callback (`on_train_end`) to the return of `model.fit`: the
@@ -22,9 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = """
 import json, sys, time
-sys.path.insert(0, {root!r})
 import keras, tensorflow as tf
-from src import augment
+from src.augment import tfdata as augment
 from src.config import ROOT
 from src.data import load_digits
 from src.model import build_model
@@ -56,9 +55,9 @@ print(json.dumps(gaps))
 def gaps(autotune: bool, args) -> list[float]:
     found = []
     for _ in range(args.processes):
-        code = CHILD.format(root=str(ROOT), autotune=autotune, fits=args.fits, epochs=args.epochs)
+        code = CHILD.format(autotune=autotune, fits=args.fits, epochs=args.epochs)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True).stdout  # fmt: skip
+                             cwd=ROOT, check=True).stdout  # fmt: skip
         found += json.loads(out.strip().splitlines()[-1])
         print(f"{'autotune' if autotune else 'current'}: gaps so far"
               f" {[round(g, 1) for g in found]} s", flush=True)  # fmt: skip
@@ -71,7 +70,7 @@ def main() -> None:
     p.add_argument("--fits", type=int, default=2)
     p.add_argument("--epochs", type=int, default=8)
     args = p.parse_args()
-    print(f"command: python benchmarks/fit_stall.py --processes {args.processes} --fits"
+    print(f"command: python -m benchmarks.fit_stall --processes {args.processes} --fits"
           f" {args.fits} --epochs {args.epochs}")  # fmt: skip
     result = {}
     for name, autotune in (("autotune", True), ("current", False)):

@@ -1,6 +1,6 @@
 """Model compute efficiency: FLOPs per training image x images/s, against this CPU's fp32 peak.
 
-    python benchmarks/flops.py [--epochs 3] [--rows 6400]
+    python -m benchmarks.flops [--epochs 3] [--rows 6400]
 
 - FLOPs: TensorFlow's profiler counts the default model's forward pass for one image; a training
   step costs about 3x that (forward, plus backward for activations and for weights).
@@ -24,21 +24,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from throughput import EpochTimes  # noqa: E402  (benchmarks/ is the script's folder)
-
-from src.config import ROOT  # noqa: E402
-from src.data import load_digits  # noqa: E402
-from src.model import build_model  # noqa: E402
-from src.params import default_params  # noqa: E402
-from src.train import BACKEND, accelerator, compile_model, configure_device  # noqa: E402
+from benchmarks.throughput import EpochTimes
+from src.config import ROOT
+from src.data import load_digits
+from src.model import build_model
+from src.params import default_params
+from src.train import BACKEND, accelerator, compile_model, configure_device
 
 if BACKEND == "tensorflow":
     import tensorflow as tf
@@ -123,7 +120,7 @@ def main() -> None:
     args = p.parse_args()
     configure_device()
     env = "" if BACKEND == "tensorflow" else f"KERAS_BACKEND={BACKEND} "
-    print(f"command: {env}python benchmarks/flops.py --epochs {args.epochs} --rows {args.rows}"
+    print(f"command: {env}python -m benchmarks.flops --epochs {args.epochs} --rows {args.rows}"
           + (f" --batch-size {args.batch_size}" if args.batch_size else ""))  # fmt: skip
     params = default_params("cnn")
     if args.batch_size:

@@ -1,7 +1,7 @@
 """Full-data models for several variants: each trained on all sample rows, scored on its test.
 
-    python benchmarks/full_fits.py --out runs/fits a30:1:30: 'b45:1:45:{"elastic_alpha":34.0}'
-    python benchmarks/full_fits.py --out runs/fits --summary
+    python -m benchmarks.full_fits --out runs/fits a30:1:30: 'b45:1:45:{"elastic_alpha":34.0}'
+    python -m benchmarks.full_fits --out runs/fits --summary
 
 A job is NAME:SEED:EPOCHS:JSON (JSON: parameter changes on top of the defaults, may be empty).
 Each trains one model on all 8,000 training digits of the bundled sample with the pipeline's own
@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from src.data import load_digits  # noqa: E402
+from src.config import ROOT
+from src.data import load_digits
 
 SAMPLE = ROOT / "input" / "sample"
 

@@ -1,6 +1,6 @@
 """Load + validate a Kaggle-size train.csv and test.csv: wall time and peak RSS vs plain pandas.
 
-    python benchmarks/load.py [--repeats 3]
+    python -m benchmarks.load [--repeats 3]
 
 Builds Kaggle's sizes from the bundled sample's real rows (train.csv: 42,000 rows x 785
 columns, test.csv: 28,000 x 784, plain CSV as Kaggle ships them), then times, each in a fresh
@@ -31,7 +31,6 @@ ROWS = {"train": 42_000, "test": 28_000}
 
 CHILD = """
 import json, resource, sys, time
-sys.path.insert(0, {root!r})
 from pathlib import Path
 import pandas as pd
 from src import data
@@ -60,8 +59,8 @@ def build(folder: Path) -> None:
 
 
 def measure(kind: str, what: str, folder: Path) -> dict:
-    code = CHILD.format(root=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", code, kind, what, str(folder)],
+    code = CHILD.format()
+    out = subprocess.run([sys.executable, "-c", code, kind, what, str(folder)], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     return json.loads(out.strip().splitlines()[-1])
 
@@ -70,7 +69,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
-    print(f"command: python benchmarks/load.py --repeats {args.repeats}")
+    print(f"command: python -m benchmarks.load --repeats {args.repeats}")
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

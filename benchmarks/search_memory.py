@@ -1,6 +1,6 @@
 """Memory per Optuna trial: RSS growth of the search process over N tiny trials.
 
-    python benchmarks/search_memory.py [--trials 10] [--rows 1000]
+    python -m benchmarks.search_memory [--trials 10] [--rows 1000]
 
 Two ways, one process, per-process first so the other's leak cannot pollute it:
 - `per_process`: what run.py does (`search.run_search`, one spawned process per trial).
@@ -13,7 +13,6 @@ Ends with `RESULT per_process_growth_mb=... in_process_growth_mb=... in_process_
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -21,11 +20,10 @@ from pathlib import Path
 import optuna
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from src import objective, search  # noqa: E402
-from src.config import ROOT, Config  # noqa: E402
-from src.data import load_digits  # noqa: E402
+from src import objective, search
+from src import study as studies
+from src.config import ROOT, Config
+from src.data import load_digits
 
 RSS = psutil.Process().memory_info
 
@@ -45,7 +43,7 @@ def per_process(cfg: Config, data) -> float:
 
 def in_process(cfg: Config, data) -> float:
     rss = []
-    study = search.open_study(cfg, create=True, pruner=optuna.pruners.NopPruner())
+    study = studies.open_study(cfg, create=True, pruner=optuna.pruners.NopPruner())
     study.optimize(
         objective.Objective(cfg, data),
         n_trials=cfg.trials,
@@ -68,7 +66,7 @@ def main() -> None:
                       storage=f"sqlite:///{tmp}/memory.db")  # fmt: skip
         separate = per_process(replace(base, study_name="per-process"), data)
         shared = in_process(replace(base, study_name="in-process"), data)
-    print(f"command: python benchmarks/search_memory.py --trials {a.trials} --rows {a.rows}")
+    print(f"command: python -m benchmarks.search_memory --trials {a.trials} --rows {a.rows}")
     print(
         f"RESULT per_process_growth_mb={separate:.1f} in_process_growth_mb={shared:.1f}"
         f" in_process_per_trial_mb={shared / (a.trials - 2):.1f}"

@@ -1,6 +1,6 @@
 """Search workers and storages: 1 vs 2 worker processes, and PostgreSQL vs SQLite per trial.
 
-    python benchmarks/search_workers.py [--trials 8] [--search-epochs 2] [--postgres URL]
+    python -m benchmarks.search_workers [--trials 8] [--search-epochs 2] [--postgres URL]
 
 1. Wall time of a fixed-budget search (`--trials` trials, the real `run.py --search-only`
    workers on the bundled sample) run by one worker, by two started together on one study, and
@@ -26,11 +26,9 @@ from pathlib import Path
 
 import optuna
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from src import search  # noqa: E402
-from src.config import ROOT, Config  # noqa: E402
-from src.storage import mask_password  # noqa: E402
+from src import study as studies
+from src.config import ROOT, Config
+from src.storage import mask_password
 
 
 def search_wall_time(workers: int, args, storage: str, tmp: Path, n_jobs: int = 1) -> float:
@@ -50,7 +48,7 @@ def search_wall_time(workers: int, args, storage: str, tmp: Path, n_jobs: int = 
         sys.exit(f"a worker failed: {' '.join(cmd)}")
     seconds = time.perf_counter() - start
     finished = len(optuna.load_study(study_name=study, storage=storage).get_trials(
-        states=search.FINISHED))  # fmt: skip
+        states=studies.FINISHED))  # fmt: skip
     print(f"{workers} worker(s), --n-jobs {n_jobs}: {args.trials} trials in {seconds:.1f} s"
           f" ({finished} finished)", flush=True)  # fmt: skip
     return seconds
@@ -62,12 +60,12 @@ REPORTS = Config().search_epochs  # one report per epoch of a default trial (one
 def storage_ms_per_trial(storage: str, trials: int, epochs: int) -> float:
     """Milliseconds of storage traffic per trial, as a real trial makes it, minus the training."""
     cfg = Config(storage=storage, study_name=f"overhead-{uuid.uuid4().hex[:8]}", trials=trials)
-    study = search.open_study(cfg, create=True, pruner=optuna.pruners.NopPruner())
+    study = studies.open_study(cfg, create=True, pruner=optuna.pruners.NopPruner())
     warnings.filterwarnings("ignore", "Heartbeat of storage")  # ask/tell: no heartbeat thread
     start = time.perf_counter()
     for _ in range(trials):
         trial = study.ask()
-        trial.set_user_attr("params", search.suggest_params(trial))
+        trial.set_user_attr("params", studies.suggest_params(trial))
         for step in range(epochs):
             trial.report(0.9, step)
             trial.should_prune()
@@ -84,7 +82,7 @@ def main() -> None:
     p.add_argument("--overhead-trials", type=int, default=50)
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    print(f"command: python benchmarks/search_workers.py --trials {args.trials}"
+    print(f"command: python -m benchmarks.search_workers --trials {args.trials}"
           f" --search-epochs {args.search_epochs}  (cores: {os.cpu_count()})")  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,6 @@
 """Accuracy sweep: full `run.py` k-fold runs of several variants, side by side, on the sample.
 
-    python benchmarks/sweep.py --parallel 2 --out runs/sweep \
+    python -m benchmarks.sweep --parallel 2 --out runs/sweep \
         "base=" "elastic=--set elastic_alpha=34" "long=--epochs 50"
 
 Each variant is `NAME=RUN.PY FLAGS`, run as `python run.py --data-dir input/sample --trials 0
@@ -60,7 +60,7 @@ def main() -> None:
     a = p.parse_args()
     variants = [v.split("=", 1) for v in a.variants]
     a.out.mkdir(parents=True, exist_ok=True)
-    print("command: python benchmarks/sweep.py " + shlex.join(sys.argv[1:]), flush=True)
+    print("command: python -m benchmarks.sweep " + shlex.join(sys.argv[1:]), flush=True)
     with ThreadPoolExecutor(a.parallel) as pool:
         rows = list(pool.map(lambda v: run_variant(*v, a.out, a.folds), variants))
     done = [r for r in rows if "failed" not in r]

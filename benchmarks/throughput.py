@@ -1,8 +1,8 @@
 """Training throughput (images/s) of the default model with each augmentation backend, versus
 the same model fitted on in-memory arrays with no augmentation, measured in one process.
 
-    python benchmarks/throughput.py [--epochs 4] [--rows 6400]
-    KERAS_BACKEND=jax python benchmarks/throughput.py    # e.g. on a GPU without TensorFlow
+    python -m benchmarks.throughput [--epochs 4] [--rows 6400]
+    KERAS_BACKEND=jax python -m benchmarks.throughput    # e.g. on a GPU without TensorFlow
 
 On a CPU with TensorFlow the backends are tf.data pipelines (affine, layers) and Keras's
 ImageDataGenerator (idg); on a GPU, or another Keras backend, augmentation runs inside the model
@@ -17,20 +17,16 @@ Ends with `RESULT baseline_img_s=... affine_ratio=... ...`.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from src.config import ROOT  # noqa: E402
-from src.data import load_digits  # noqa: E402
-from src.model import build_model  # noqa: E402
-from src.params import default_params  # noqa: E402
-from src.train import (  # noqa: E402
+from src.config import ROOT
+from src.data import load_digits
+from src.model import build_model
+from src.params import default_params
+from src.train import (
     BACKEND,
     augment_in_model,
     compile_model,
@@ -91,7 +87,7 @@ def main() -> None:
     print(f"baseline: {first:.0f} images/s first, {last:.0f} last; the faster is used")
     rates = {"baseline": max(first, last), **rates}
     backend = "" if BACKEND == "tensorflow" else f"KERAS_BACKEND={BACKEND} "
-    print(f"command: {backend}python benchmarks/throughput.py --epochs {a.epochs} --rows {a.rows}")
+    print(f"command: {backend}python -m benchmarks.throughput --epochs {a.epochs} --rows {a.rows}")
     print("variant    images/s  ratio to baseline")
     for variant, rate in rates.items():
         print(f"{variant:9s} {rate:9.0f}  {rate / rates['baseline']:.3f}")

@@ -1,6 +1,6 @@
 """Time to accuracy on the bundled sample: the classic notebook recipe versus this project.
 
-    python benchmarks/time_to_accuracy.py [--preset "--folds 0 --full-fits 1 --epochs 12"]
+    python -m benchmarks.time_to_accuracy [--preset "--folds 0 --full-fits 1 --epochs 12"]
                                            [--default]
 
 `recipe`: the most copied Digit Recognizer notebook, as published: 2x Conv2D(32, 5x5) -> pool ->
@@ -16,7 +16,7 @@ Wall times are whole: data loading to test predictions (the run.py ones include 
 start-up and writing the submission and report). Goals (issue 5): the preset reaches the
 recipe's accuracy in <= 50% of its time; the default 5-fold run beats the recipe's accuracy.
 On a GPU without TensorFlow (`KERAS_BACKEND=jax`), ImageDataGenerator does not exist: the recipe
-then augments with the same four transforms inside its model (`src.warp.RandomWarp`; Keras's
+then augments with the same four transforms inside its model (`RandomWarp`; Keras's
 preprocessing layers measured 213 ms a step there on an H100, RandomWarp 5-10 ms).
 Ends with `RESULT recipe_acc=... recipe_s=... preset_acc=... preset_s=... time_ratio=...`.
 """
@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 SAMPLE = ROOT / "input" / "sample"
 
 
@@ -45,10 +44,10 @@ def recipe() -> tuple[float, float]:
     from keras import layers
     from sklearn.model_selection import train_test_split
 
+    from src.augment import DEFAULTS as AUGMENT_DEFAULTS
+    from src.augment.warp import RandomWarp
     from src.data import load_digits
-    from src.params import AUGMENT_DEFAULTS
     from src.train import BACKEND
-    from src.warp import RandomWarp
 
     data = load_digits(SAMPLE)
     x = data.x_train.astype("float32") / 255.0
@@ -116,7 +115,7 @@ def main() -> None:
                    help="run.py flags of the preset")  # fmt: skip
     p.add_argument("--default", action="store_true", help="also the default 5-fold run (~10 min)")
     args = p.parse_args()
-    print(f"command: python benchmarks/time_to_accuracy.py --preset {args.preset!r}"
+    print(f"command: python -m benchmarks.time_to_accuracy --preset {args.preset!r}"
           + (" --default" if args.default else ""), flush=True)  # fmt: skip
     recipe_acc, recipe_s = recipe()
     print(f"recipe: sample test accuracy {recipe_acc:.4f} in {recipe_s:.0f} s", flush=True)

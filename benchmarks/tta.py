@@ -1,25 +1,22 @@
 """Test-time augmentation on a finished run: do shifted, rotated, zoomed copies of test.csv help?
 
-    python benchmarks/tta.py --run default-v1 [--data-dir input/sample]
+    python -m benchmarks.tta --run default-v1 [--data-dir input/sample]
 
 Loads the run's fold models, predicts the sample's test digits as they are and in 8 fixed
 warps (rotation +-5 degrees, zoom +-5 %, shifts of +-1 pixel along x and y, one at a time,
-through `src.warp.warp`), and prints the accuracy on solution.csv of each view and of their
+through `src.augment.warp.warp`), and prints the accuracy on solution.csv of each view and of their
 averages. Ends with `RESULT plain=... all_views=...`.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from src.data import load_digits  # noqa: E402
+from src.config import ROOT
+from src.data import load_digits
 
 VIEWS = {  # uniform draws in [-1, 1] for (angle, x zoom, y zoom, x shift, y shift)
     "plain": None,
@@ -35,7 +32,7 @@ RANGES = {"rotation_range": 10, "zoom_range": 0.1, "width_shift_range": 1 / 28,
 def main() -> None:
     import keras
 
-    from src.warp import warp
+    from src.augment.warp import warp
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", required=True, help="run folder name under runs/")
@@ -56,7 +53,7 @@ def main() -> None:
     def acc(proba):
         return float(np.mean(proba.argmax(1) == data.test_labels))
 
-    print(f"command: python benchmarks/tta.py --run {a.run}")
+    print(f"command: python -m benchmarks.tta --run {a.run}")
     for name, proba in mean.items():
         print(f"{name:10s} {acc(proba):.4f}")
     all_views = acc(np.mean(list(mean.values()), axis=0))

@@ -36,13 +36,13 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from src.engine import Job, OnDone, OnEpoch, Trained
+from src.augment.layers import augmenting_model
 from src.ensemble import PREDICT_BATCH
 from src.errors import UserError
 from src.files import atomic_path
+from src.jobs import Job, OnDone, OnEpoch, Trained
 from src.model import build_model
 from src.train import OPTIMIZERS, warmup_cosine
-from src.warp import RandomWarp
 
 # A checkpoint after the first epoch (so a resumed program always holds the same models), then
 # at most this often: on a GPU an epoch of a Kaggle-size run takes about a second and a
@@ -54,14 +54,10 @@ PLATEAU = {"patience": 3, "factor": 0.5, "min_lr": 1e-5, "min_delta": 1e-4}
 
 def build_trainer(params: dict, augment: str, seed: int) -> tuple[keras.Model, keras.Model]:
     """(trainer, model): the model and, in front of it for training only, its augmentation."""
-    model = build_model(params)
-    if augment == "none":
-        return model, model
-    if augment != "affine":
+    if augment not in ("affine", "none"):
         raise UserError(f"--engine batched: --augment {augment} is not available; use affine")
-    warp = RandomWarp(params, seed)
-    trainer = keras.Sequential([keras.Input(model.input_shape[1:]), warp, model], name="trainer")
-    return trainer, model
+    model = build_model(params)
+    return augmenting_model(model, params, augment, seed), model
 
 
 def _values(variables) -> list[np.ndarray]:
@@ -441,7 +437,7 @@ class BatchedEngine:
         for key in ("epoch", "active", "best_loss", "wait", "lr", "plateau_best",
                     "plateau_wait", "reported", "seconds"):  # fmt: skip
             arrays[f"host/{key}"] = np.asarray(host[key])
-        arrays["jobs"] = np.array([j.name for j in self.jobs])  # engine.checkpoint_jobs
+        arrays["jobs"] = np.array([j.name for j in self.jobs])  # jobs.checkpoint_jobs
         for i, history in enumerate(host["history"]):
             for key, values in history.items():
                 arrays[f"history/{i}/{key}"] = np.asarray(values, np.float64)

@@ -9,7 +9,8 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
-from src.config import AUGMENT_BACKENDS, ENGINES, PRECISIONS, Config
+from src import augment
+from src.config import ENGINES, PRECISIONS, Config
 from src.params import DEFAULTS, parse_override
 
 USAGE = """Digit Recognizer end to end: validate the CSVs, search, train a k-fold CNN ensemble and
@@ -62,7 +63,7 @@ FLAGS = {
              help="early-stopping patience: epochs without a lower validation loss"),
         flag("--model", choices=sorted(DEFAULTS), default=D.model,
              help="architecture; 'seed' is the original 4-layer CNN"),
-        flag("--augment", choices=AUGMENT_BACKENDS, default=D.augment,
+        flag("--augment", choices=augment.BACKENDS, default=D.augment,
              help="augmentation: one-pass affine warp, Keras preprocessing layers,"
              " ImageDataGenerator, or none"),
         flag("--set", metavar="KEY=VALUE", action="append", default=[],

@@ -18,10 +18,9 @@ from sklearn.model_selection import StratifiedKFold
 
 from src import run_folder
 from src.config import Config
-from src.data import Digits
-from src.engine import Job, Trained, checkpoint_jobs
+from src.data import Digits, check_class_counts
 from src.ensemble import accuracy
-from src.errors import UserError
+from src.jobs import Job, Trained, checkpoint_jobs
 
 FULL_FIT_SEED = 1000  # full fit i trains with seed + 1000 + i, apart from the folds' seed + k
 
@@ -50,14 +49,7 @@ class FullFit:
 
 def make_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Fold id (0..k-1) of each row: shuffled, stratified by label, seeded."""
-    classes, counts = np.unique(labels, return_counts=True)
-    if counts.min() < k:
-        digit = classes[counts.argmin()]
-        raise UserError(
-            f"train.csv: digit {digit} has only {counts.min()} rows, fewer than --folds {k}, so"
-            f" some folds would never validate it; use --folds {max(2, counts.min())} or fewer,"
-            " or add rows of that digit"
-        )
+    check_class_counts(labels, k)
     folds = np.empty(len(labels), dtype=np.int64)
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     for fold, (_, val) in enumerate(splitter.split(np.zeros(len(labels)), labels)):

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from src.errors import UserError
+from src.files import show
 
 SIDE = 28
 PIXELS = [f"pixel{i}" for i in range(SIDE * SIDE)]
@@ -38,14 +39,6 @@ class Digits:
     test_labels: np.ndarray | None  # from solution.csv, when the data dir has one
     sample_ids: np.ndarray | None  # ImageIds of sample_submission.csv, when present
     source: str  # where train.csv came from, for the summary
-
-
-def show(path: Path) -> str:
-    """A path as the user would type it: relative to the working directory when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def _find(data_dir: Path, name: str, required: bool):
@@ -232,6 +225,19 @@ def _load_id_label_csv(data_dir: Path, stem: str, n_test: int) -> pd.DataFrame |
     if stem == "solution":
         df["Label"] = _check_labels(df["Label"], name)
     return df
+
+
+def check_class_counts(labels: np.ndarray, folds: int) -> None:
+    """Every digit needs a row in each of `folds` stratified folds (UserError, not sklearn's
+    warning, when one has fewer)."""
+    classes, counts = np.unique(labels, return_counts=True)
+    if folds and counts.min() < folds:
+        digit, n = classes[counts.argmin()], counts.min()
+        raise UserError(
+            f"train.csv: digit {digit} has {n} row{'s' * int(n != 1)}, fewer than --folds {folds},"
+            f" so some folds would never see it; use --folds {max(2, n)} or fewer, or add rows"
+            " of that digit"
+        )
 
 
 def load_digits(data_dir: Path) -> Digits:

@@ -1,4 +1,5 @@
-"""Atomic file writes: a result appears whole under its final name or not at all."""
+"""Files: atomic writes (a result appears whole under its final name or not at all), JSON, and
+paths as the user would type them."""
 
 from __future__ import annotations
 
@@ -30,3 +31,11 @@ def write_json(path: Path, obj) -> None:
 def read_json(path: Path):
     """Parse a JSON file written by `write_json`."""
     return json.loads(path.read_text())
+
+
+def show(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

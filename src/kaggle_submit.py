@@ -14,8 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from src.data import show
 from src.errors import UserError
+from src.files import show
 from src.submission import submit_command
 
 CREDENTIAL_HELP = (

@@ -21,8 +21,8 @@ import optuna
 from src.config import Config
 from src.cv import fold_jobs
 from src.data import Digits
-from src.engine import make_engine, resolve_engine
-from src.search import FINISHED, TAKEN, count, open_study, suggest_params, worker_id
+from src.engine import make_engine
+from src.study import FINISHED, TAKEN, count, open_study, suggest_params, worker_id
 from src.train import configure_device
 
 
@@ -113,7 +113,7 @@ def run_trials(
     if worker:
         _die_with_parent(int(worker.rsplit(":", 1)[1]))
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search process shows progress
-    configure_device(cfg.precision, resolve_engine(cfg.engine))  # run.py resolved both
+    configure_device(cfg.precision)  # run.py resolved it
     study = open_study(cfg, create=False, pruner=pruner)
     if count(study, TAKEN) >= cfg.trial_target:  # other workers took the slot meanwhile
         return

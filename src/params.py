@@ -8,17 +8,7 @@ from __future__ import annotations
 
 import json
 
-# Augmentation strengths use ImageDataGenerator's names and meaning: degrees, +-fraction of size.
-AUGMENT_DEFAULTS = {
-    "rotation_range": 10.0,
-    "zoom_range": 0.1,
-    "width_shift_range": 0.1,
-    "height_shift_range": 0.1,
-    # Elastic distortion (Simard et al. 2003), not an ImageDataGenerator transform: the `affine`
-    # backend only. alpha scales a displacement field smoothed over sigma pixels; 0 = off.
-    "elastic_alpha": 0.0,
-    "elastic_sigma": 4.0,
-}
+from src import augment
 
 DEFAULTS: dict[str, dict] = {
     # The project's default: BatchNorm CNN with strided convs (chosen by measurement, README).
@@ -34,7 +24,7 @@ DEFAULTS: dict[str, dict] = {
         "learning_rate": 3e-3,
         "schedule": "cosine",
         "batch_size": 64,
-        **AUGMENT_DEFAULTS,
+        **augment.DEFAULTS,
     },
     # The write-up the project started from: 99.10% in under 5 minutes.
     "seed": {
@@ -46,7 +36,7 @@ DEFAULTS: dict[str, dict] = {
         "learning_rate": 1e-3,
         "schedule": "plateau",
         "batch_size": 86,
-        **AUGMENT_DEFAULTS,
+        **augment.DEFAULTS,
     },
 }
 

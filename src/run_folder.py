@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from src.config import Config
-from src.data import show
 from src.errors import UserError
-from src.files import atomic_path, read_json, write_json
+from src.files import atomic_path, read_json, show, write_json
 
 PREDICTIONS = "predictions.npz"  # the completion marker of a model's folder
 CHECKPOINT = "checkpoint.npz"  # the batched engine's state between epochs

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import keras
 
-from src.engine import Job, OnDone, OnEpoch, Trained
 from src.ensemble import predict_proba
+from src.jobs import Job, OnDone, OnEpoch, Trained
 from src.model import build_model
 from src.train import fit_model
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from src.data import CLASSES, show
-from src.files import atomic_path
+from src.data import CLASSES
+from src.files import atomic_path, show
 
 COMPETITION = "digit-recognizer"
 

@@ -1,9 +1,9 @@
 """Compile and fit one model: optimiser, learning-rate schedule, callbacks, where to augment.
 
 Keras 3 runs this on TensorFlow (the default), JAX or PyTorch (`KERAS_BACKEND`). On a CPU with
-TensorFlow, augmentation runs in a `tf.data` pipeline overlapped with training (src/augment.py);
-on a GPU, or on another backend, it runs as the model's first layer (`src.warp.RandomWarp`),
-on the accelerator, fed from arrays in memory.
+TensorFlow, augmentation runs in a `tf.data` pipeline overlapped with training
+(src/augment/tfdata.py); on a GPU, or on another backend, it runs as the model's first layer
+(`RandomWarp`, src/augment/warp.py), on the accelerator, fed from arrays in memory.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from src.augment.layers import augmenting_model
 from src.ensemble import PREDICT_BATCH
 from src.errors import UserError
-from src.warp import RandomWarp, build_augmenter
 
 BACKEND = keras.backend.backend()
 
@@ -68,29 +68,28 @@ def cpu_has_amx() -> bool:
         return False
 
 
-def choose_precision(requested: str, engine: str) -> tuple[str, str]:
+def choose_precision(requested: str) -> tuple[str, str]:
     """(Keras dtype policy, why): the policy measured fastest here, or the one asked for.
 
-    Measurements behind the choices: benchmarks/README.md, "Precision".
+    Measurements behind the choices: benchmarks/README.md, "Engines on a GPU" and "Model
+    compute efficiency" (AMX: issue 16).
     """
     if requested != "auto":
         return requested, "--precision"
-    if accelerator():
-        if engine == "batched":
-            return "mixed_bfloat16", "GPU, batched engine: bfloat16 measured faster"
-        return "float32", "GPU, one model at a time: mixed precision measured slower"
+    if accelerator():  # launch-bound, not arithmetic-bound: halving the bytes buys nothing
+        return "float32", "GPU: mixed precision measured no faster for this model"
     if cpu_has_amx():
         return "mixed_bfloat16", "CPU with AMX bfloat16 tiles"
     return "float32", "CPU without AMX: bfloat16 measured no faster"
 
 
-def configure_device(requested: str = "auto", engine: str = "sequential") -> tuple[str, str]:
+def configure_device(requested: str = "auto") -> tuple[str, str]:
     """Set Keras's global dtype policy; returns (policy, a line saying where and why).
 
     The model's softmax layer computes in float32 under every policy; Keras wraps the optimiser
     in a LossScaleOptimizer under mixed_float16.
     """
-    policy, why = choose_precision(requested, engine)
+    policy, why = choose_precision(requested)
     keras.mixed_precision.set_global_policy(policy)
     where = accelerator() or "CPU"
     if BACKEND != "tensorflow":
@@ -173,13 +172,13 @@ def fit_model(
     Without `val` (a full fit), all `epochs` run and the last weights are kept.
     """
     if augment_in_model():  # arrays in memory: Keras batches and shuffles them
-        trainer = _augmenting_model(model, params, augment, seed)
+        trainer = augmenting_model(model, params, augment, seed)
         x, y = train
         data = {"x": x.astype("float32"), "y": y, "batch_size": params["batch_size"],
                 "shuffle": True}  # fmt: skip
         steps = math.ceil(len(x) / params["batch_size"])
     else:
-        from src.augment import make_train_data  # tf.data: TensorFlow only
+        from src.augment.tfdata import make_train_data  # tf.data: TensorFlow only
 
         trainer = model
         dataset, steps = make_train_data(*train, params, augment, seed)
@@ -212,19 +211,3 @@ def fit_model(
         callbacks=cbs,
         verbose=verbose,
     )
-
-
-def _augmenting_model(model: keras.Model, params: dict, augment: str, seed: int) -> keras.Model:
-    """`model` behind a training-only augmentation layer; both share the same weights."""
-    if augment == "none":
-        return model
-    if augment == "affine":
-        layer = RandomWarp(params, seed)
-    elif augment == "layers" and BACKEND == "tensorflow":
-        layer = build_augmenter(params, seed)
-    else:
-        # ImageDataGenerator is NumPy on the host; Keras's preprocessing layers inside a JAX
-        # model took 213 ms a step on an H100 where RandomWarp takes 5-10 ms (benchmarks/).
-        needs = "TensorFlow on a CPU" if augment == "idg" else "the TensorFlow backend"
-        raise UserError(f"--augment {augment} needs {needs}; use --augment affine")
-    return keras.Sequential([keras.Input(model.input_shape[1:]), layer, model], name="trainer")

@@ -15,14 +15,15 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from src.augment.layers import augmenting_model
 from src.batched import BatchedEngine
 from src.config import ROOT
 from src.cv import fold_jobs
 from src.data import load_digits
-from src.engine import Job
+from src.jobs import Job
 from src.model import build_model
 from src.params import default_params
-from src.train import _augmenting_model, compile_model
+from src.train import compile_model
 
 
 def sample(n: int):
@@ -55,7 +56,7 @@ def steps() -> dict:
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(7)  # the sequential engine's set-up for seed 7
-    trainer = _augmenting_model(build_model(params), params, "affine", 7)
+    trainer = augmenting_model(build_model(params), params, "affine", 7)
     compile_model(trainer, params, int(engine.steps[0]), 3)
     for b in batches:
         trainer.train_on_batch(data.x_train[b].astype("float32"), data.y_train[b])

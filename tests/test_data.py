@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import run
 from src.config import ROOT
 from src.data import load_digits
 
@@ -134,6 +135,17 @@ BAD_INPUTS = {
         frame_edit(fourteen_by_fourteen),
         ["test.csv", "196 pixel columns"],
     ),
+    "a digit rarer than the folds": (
+        "train.csv",
+        frame_edit(
+            lambda df: df.assign(
+                label=df["label"].where(
+                    (df["label"] != 3) | (df.index == df.index[df["label"] == 3][0]), 4
+                )
+            )
+        ),
+        ["train.csv: digit 3 has 1 row, fewer than --folds 2", "use --folds 2 or fewer"],
+    ),
     "sample submission ids": (
         "sample_submission.csv",
         line_edit(*set_cell(10, 0, "99")),
@@ -236,8 +248,28 @@ def test_kaggle_zip_and_gzip_load_like_plain_csv(small_dir, tmp_path):
 
 
 def test_pixels_keep_row_major_layout(small_dir, sample_frames):
-    """pixel(28*r + c) is the image's row r, column c."""
+    """pixel(28*r + c) is the image's row r, column c (not column r, row c)."""
     data = load_digits(small_dir)
     row = sample_frames[0].iloc[3]
-    assert data.x_train[3, 2, 5, 0] == row[f"pixel{28 * 2 + 5}"]
+    pixels = row.iloc[1:].to_numpy().reshape(28, 28)
+    r, c = np.argwhere(pixels != pixels.T)[0]  # a pixel that differs from its transpose
+    assert data.x_train[3, r, c, 0] == row[f"pixel{28 * r + c}"] != row[f"pixel{28 * c + r}"]
+    np.testing.assert_array_equal(data.x_train[3, :, :, 0], pixels)
     assert data.y_train[3] == row["label"]
+
+
+@pytest.mark.parametrize("flag", ["--runs-dir", "--submissions-dir"])
+def test_an_output_folder_that_cannot_be_made_is_refused_before_training(
+    flag, small_dir, tmp_path, capsys
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    dirs = {"--runs-dir": tmp_path / "runs", "--submissions-dir": tmp_path / "subs"}
+    dirs[flag] = blocker / "below"
+    argv = ["--data-dir", str(small_dir), "--folds", "2", "--epochs", "1", "--trials", "0"]
+    code = run.main([*argv, *(str(x) for kv in dirs.items() for x in kv)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()]
+    assert f"{flag} " in err and "is a file, not a folder" in err and "pick another" in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "subs").exists()

@@ -16,6 +16,7 @@ import pytest
 import run
 from conftest import Runner, write_slice
 from src import objective, search, sequential
+from src import study as studies
 from src.config import ROOT, Config
 from src.data import load_digits
 from src.params import default_params
@@ -46,9 +47,9 @@ def test_three_trial_search_feeds_the_ensemble_and_plots(searched, capsys):
     code, out, err = call(runner, capsys, *args, "--study-name", "s", "--run-name", "r")
     assert code == 0, err
     study = optuna.load_study(study_name="s", storage=storage)
-    assert len(study.get_trials(states=search.FINISHED)) == 3
+    assert len(study.get_trials(states=studies.FINISHED)) == 3
     assert study.trials[0].user_attrs["params"] == default_params("cnn")  # defaults go first
-    assert sorted(study.trials[1].params) == sorted(search.SPACE)
+    assert sorted(study.trials[1].params) == sorted(studies.SPACE)
     run = runner.runs / "r"
     best = json.loads((run / "best_params.json").read_text())
     assert best == study.best_trial.user_attrs["params"]
@@ -112,7 +113,7 @@ def search_config(tmp_path, data_dir, **kw) -> Config:
 def test_aggressive_pruner_prunes_and_steps_continue_across_folds(tmp_path, small_dir):
     data = load_digits(small_dir)
     cfg = search_config(tmp_path, small_dir, study_name="prune")
-    search.open_study(cfg, create=True)
+    studies.open_study(cfg, create=True)
     objective.run_trials(cfg, data, optuna.pruners.ThresholdPruner(lower=0.999), n_trials=3)
     study = optuna.load_study(study_name="prune", storage=cfg.storage_url)
     pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
@@ -120,7 +121,7 @@ def test_aggressive_pruner_prunes_and_steps_continue_across_folds(tmp_path, smal
     assert all(list(t.intermediate_values) == [0] for t in pruned)  # stopped at the first epoch
 
     cfg = search_config(tmp_path, small_dir, study_name="steps", search_folds=2, trials=1)
-    search.open_study(cfg, create=True)
+    studies.open_study(cfg, create=True)
     objective.run_trials(cfg, data, optuna.pruners.NopPruner())
     (trial,) = optuna.load_study(study_name="steps", storage=cfg.storage_url).trials
     assert sorted(trial.intermediate_values) == [0, 1, 2, 3]  # 2 folds x 2 epochs, no repeats
@@ -137,10 +138,10 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path, small_dir, mon
 
     monkeypatch.setattr(sequential, "build_model", out_of_memory_once)
     cfg = search_config(tmp_path, small_dir, study_name="fail", trials=2, search_epochs=1)
-    search.open_study(cfg, create=True)
+    studies.open_study(cfg, create=True)
     objective.run_trials(cfg, load_digits(small_dir), n_trials=2)
     study = optuna.load_study(study_name="fail", storage=cfg.storage_url)
-    summary = search.study_summary(study, 0.0)
+    summary = studies.study_summary(study, 0.0)
     assert (summary["failed"], summary["complete"]) == (1, 1)
     assert study.trials[0].state == optuna.trial.TrialState.FAIL
 
@@ -173,7 +174,7 @@ def test_search_resumes_after_sigkill(tmp_path, small_dir):
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     study = optuna.load_study(study_name="k", storage=storage)
-    assert len(study.get_trials(states=search.FINISHED)) == 4  # --trials is the study's total
+    assert len(study.get_trials(states=studies.FINISHED)) == 4  # --trials is the study's total
     after = {t.number: (t.value, t.datetime_complete) for t in study.trials}
     for number, record in before.items():
         assert after[number] == record  # completed trials are kept, never rerun
@@ -208,7 +209,7 @@ def test_n_jobs_runs_trials_side_by_side_and_stops_at_the_target(tmp_path, small
     cfg = search_config(tmp_path, small_dir, study_name="jobs", trials=3, search_epochs=1,
                         n_jobs=2)  # fmt: skip
     study = search.run_search(cfg, load_digits(small_dir))
-    finished = study.get_trials(states=search.FINISHED)
+    finished = study.get_trials(states=studies.FINISHED)
     assert len(finished) == 3
     assert all(t in finished or t.user_attrs.get("surplus") for t in study.trials)
     spans = sorted((t.datetime_start, t.datetime_complete) for t in finished)
@@ -219,7 +220,7 @@ def test_n_jobs_runs_trials_side_by_side_and_stops_at_the_target(tmp_path, small
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell here, no optimize loop
 def test_a_trial_created_past_the_cap_is_marked_surplus_and_never_trains(tmp_path, small_dir):
     cfg = search_config(tmp_path, small_dir, study_name="cap", trials=2)
-    study = search.open_study(cfg, create=True)
+    study = studies.open_study(cfg, create=True)
     first, second = study.ask(), study.ask()  # two workers' trials, both running
     late = study.ask()  # a third worker raced past the pre-check
     check = objective.Objective(cfg, load_digits(small_dir)).check_cap
@@ -230,7 +231,7 @@ def test_a_trial_created_past_the_cap_is_marked_surplus_and_never_trains(tmp_pat
     study.tell(late, state=optuna.trial.TrialState.FAIL)
     study.tell(first, 0.5)
     study.tell(second, 0.6)
-    summary = search.study_summary(study, 0.0)
+    summary = studies.study_summary(study, 0.0)
     assert (summary["complete"], summary["failed"], summary["surplus"]) == (2, 0, 1)
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from src import train
+from src.augment.warp import RandomWarp
 from src.errors import UserError
 from src.model import build_model
 from src.params import default_params
-from src.warp import RandomWarp
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from conftest import Runner, write_slice
-from src import search
+from src import study as studies
 from src.config import ROOT, Config
 
 SERVER = os.environ.get("DIGITS_TEST_POSTGRES_URL", "")
@@ -79,7 +79,7 @@ def open_when_released(storage: str, barrier, results) -> None:
     """A worker's start: wait for the others, then open the study at the same moment."""
     barrier.wait()
     try:
-        search.open_study(Config(storage=storage, study_name="together"), create=True)
+        studies.open_study(Config(storage=storage, study_name="together"), create=True)
         results.put("ok")
     except BaseException as e:  # noqa: BLE001 - the test reports what each worker died of
         results.put(f"{type(e).__name__}: {e}")
@@ -114,12 +114,12 @@ def test_two_workers_fill_a_capped_study_exactly_then_the_ensemble_uses_its_best
     outputs = [finish(w) for w in workers]
 
     study = optuna.load_study(study_name=study_name, storage=postgres)
-    finished = study.get_trials(states=search.FINISHED)
+    finished = study.get_trials(states=studies.FINISHED)
     assert len(finished) == 6  # the cap over both workers, not 6 each
     numbers = [t.number for t in study.trials]
     assert numbers == list(range(len(numbers)))  # nothing lost, no number twice
     for t in study.trials:  # nothing left hanging, and a failure only for a raced-out trial
-        assert t.state in search.FINISHED or t.user_attrs.get("surplus"), (t.number, t.state)
+        assert t.state in studies.FINISHED or t.user_attrs.get("surplus"), (t.number, t.state)
     assert {t.user_attrs["worker"] for t in finished} == {worker_id(w) for w in workers}
     drawn = [json.dumps(t.params, sort_keys=True) for t in finished]
     assert len(set(drawn)) == len(drawn)  # no trial was run twice
@@ -168,5 +168,5 @@ def test_a_worker_killed_mid_trial_leaves_the_other_to_finish_the_study(
     finish(survivor)
     study = optuna.load_study(study_name=study_name, storage=postgres)
     assert study.trials[killed].state == States.FAIL  # marked failed by its missed heartbeats
-    assert len(study.get_trials(states=search.FINISHED)) == 4  # the survivor filled the slot
-    assert search.best_params(study) == study.best_trial.user_attrs["params"]  # usable
+    assert len(study.get_trials(states=studies.FINISHED)) == 4  # the survivor filled the slot
+    assert studies.best_params(study) == study.best_trial.user_attrs["params"]  # usable

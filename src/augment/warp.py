@@ -5,7 +5,7 @@ matrix, plus an optional elastic distortion (Simard, Steinkraus & Platt, 2003: a
 displacement field, Gaussian-smoothed with `elastic_sigma` pixels and scaled by
 `elastic_alpha`), sampled from the input in one bilinear interpolation.
 
-The callers draw the randomness: `src/augment.py` with stateless TensorFlow draws inside
+The callers draw the randomness: `src/augment/tfdata.py` with stateless TensorFlow draws inside
 `tf.data` (CPU), `RandomWarp` with a Keras seed generator inside the model (GPU, or a backend
 without `tf.data`). Both feed `warp`, so a digit is transformed the same way on either path.
 """
@@ -17,6 +17,8 @@ import math
 import keras
 import numpy as np
 from keras import ops
+
+from src.augment import KEYS
 
 DRAWS = 5  # uniform numbers per image: angle, x zoom, y zoom, x shift, y shift
 
@@ -110,21 +112,6 @@ def bilinear_sample(images, x, y):
     return out[..., None]
 
 
-def build_augmenter(params: dict, seed: int | None = None) -> keras.Sequential:
-    """Preprocessing layers equivalent to ImageDataGenerator(rotation, zoom, shifts)."""
-    rot, zoom = params["rotation_range"], params["zoom_range"]
-    dx, dy = params["width_shift_range"], params["height_shift_range"]
-    fill = {"fill_mode": "constant", "fill_value": 0.0}  # background is black: pad with black
-    steps = []
-    if rot:
-        steps.append(keras.layers.RandomRotation(rot / 360, seed=seed, **fill))  # factor: turns
-    if zoom:
-        steps.append(keras.layers.RandomZoom((-zoom, zoom), (-zoom, zoom), seed=seed, **fill))
-    if dx or dy:
-        steps.append(keras.layers.RandomTranslation(dy, dx, seed=seed, **fill))
-    return keras.Sequential(steps, name="augment")
-
-
 @keras.saving.register_keras_serializable(package="digits")
 class RandomWarp(keras.layers.Layer):
     """`warp` with fresh random draws per batch, in training only (identity at inference).
@@ -136,9 +123,7 @@ class RandomWarp(keras.layers.Layer):
     def __init__(self, params: dict, seed: int | None = None, **kwargs):
         kwargs.pop("dtype", None)
         super().__init__(dtype="float32", **kwargs)  # warp in float32 under mixed precision
-        keys = ("rotation_range", "zoom_range", "width_shift_range", "height_shift_range",
-                "elastic_alpha", "elastic_sigma")  # fmt: skip
-        self.params = {k: params.get(k, 0.0) for k in keys}
+        self.params = {k: params.get(k, 0.0) for k in KEYS}
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
 

@@ -1,18 +1,16 @@
-"""Training-time augmentation in a `tf.data` pipeline (TensorFlow on a CPU), three backends.
+"""Augmentation in a `tf.data` pipeline (TensorFlow on a CPU), three backends.
 
 - `layers`: Keras preprocessing layers mapped over batches in a `tf.data` pipeline, so the
   transforms run in TensorFlow's thread pool, overlapped with the training step by `prefetch`.
 - `idg`: Keras's legacy `ImageDataGenerator` (NumPy/SciPy, one image at a time), the backend
   most public notebooks use; kept to compare against and for exact parity with them.
 - `affine`: the same four transforms composed into one affine matrix per image and applied in
-  a single bilinear resampling inside `tf.data` (`src.warp.warp`, with elastic distortion when
+  a single bilinear resampling inside `tf.data` (`warp.warp`, with elastic distortion when
   `elastic_alpha` is set), with stateless random draws keyed on the batch index. One
   interpolation instead of the layers' three keeps strokes as sharp as ImageDataGenerator's,
   and the draws are reproducible however many threads run the map.
 
-All read the same four keys from the hyperparameter dict: `rotation_range` (degrees),
-`zoom_range`, `width_shift_range`, `height_shift_range` (fractions of the image size).
-Validation and test data are never augmented.
+All read the keys of `src.augment.KEYS` from the hyperparameter dict.
 """
 
 from __future__ import annotations
@@ -23,7 +21,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from src.warp import DRAWS, build_augmenter, uses_elastic, warp
+from src.augment.layers import preprocessing_layers
+from src.augment.warp import DRAWS, uses_elastic, warp
 
 PREFETCH = 16  # batches prepared ahead of the training step (measured: 4 was slower)
 
@@ -44,8 +43,8 @@ def build_idg(params: dict):
 
 
 def random_warp(images, step, params: dict, seed: int):
-    """`src.warp.warp` with stateless draws keyed on (seed, batch index): the same batch gets
-    the same transforms however many threads run the map."""
+    """`warp.warp` with stateless draws keyed on (seed, batch index): the same batch gets the
+    same transforms however many threads run the map."""
     key = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
     n = tf.shape(images)[0]
     u = tf.random.stateless_uniform((n, DRAWS), seed=key, minval=-1.0, maxval=1.0)
@@ -69,7 +68,7 @@ def make_train_data(x: np.ndarray, y: np.ndarray, params: dict, backend: str, se
     ds = ds.shuffle(len(x), seed=seed).repeat().batch(batch)
     ds = ds.map(lambda a, b: (tf.cast(a, "float32"), b))
     if backend == "layers":
-        augment = build_augmenter(params, seed)
+        augment = preprocessing_layers(params, seed)
         # One call at a time: parallel calls read the layers' seed state before either advances
         # it, so two batches could get the same transforms (tests/test_augment.py caught it).
         ds = ds.map(lambda a, b: (augment(a, training=True), b))

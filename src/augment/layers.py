@@ -1,0 +1,40 @@
+"""The model training sees: the network behind a training-only augmentation layer (both share
+the network's weights), and Keras's own preprocessing layers as an augmentation backend."""
+
+from __future__ import annotations
+
+import keras
+
+from src.augment.warp import RandomWarp
+from src.errors import UserError
+
+
+def preprocessing_layers(params: dict, seed: int | None = None) -> keras.Sequential:
+    """Preprocessing layers equivalent to ImageDataGenerator(rotation, zoom, shifts)."""
+    rot, zoom = params["rotation_range"], params["zoom_range"]
+    dx, dy = params["width_shift_range"], params["height_shift_range"]
+    fill = {"fill_mode": "constant", "fill_value": 0.0}  # background is black: pad with black
+    steps = []
+    if rot:
+        steps.append(keras.layers.RandomRotation(rot / 360, seed=seed, **fill))  # factor: turns
+    if zoom:
+        steps.append(keras.layers.RandomZoom((-zoom, zoom), (-zoom, zoom), seed=seed, **fill))
+    if dx or dy:
+        steps.append(keras.layers.RandomTranslation(dy, dx, seed=seed, **fill))
+    return keras.Sequential(steps, name="augment")
+
+
+def augmenting_model(model: keras.Model, params: dict, augment: str, seed: int) -> keras.Model:
+    """`model` behind a training-only augmentation layer; both share the same weights."""
+    if augment == "none":
+        return model
+    if augment == "affine":
+        layer = RandomWarp(params, seed)
+    elif augment == "layers" and keras.backend.backend() == "tensorflow":
+        layer = preprocessing_layers(params, seed)
+    else:
+        # ImageDataGenerator is NumPy on the host; Keras's preprocessing layers inside a JAX
+        # model took 213 ms a step on an H100 where RandomWarp takes 5-10 ms (benchmarks/).
+        needs = "TensorFlow on a CPU" if augment == "idg" else "the TensorFlow backend"
+        raise UserError(f"--augment {augment} needs {needs}; use --augment affine")
+    return keras.Sequential([keras.Input(model.input_shape[1:]), layer, model], name="trainer")

@@ -1,0 +1,159 @@
+"""A run, from validated data to a checked submission: choose the parameters (defaults, a
+study's best, or a search first), check every output place, train the models with the engine,
+ensemble them, write the submission, summarise, build the report, and maybe submit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from src.config import Config
+from src.data import check_class_counts, load_digits
+from src.files import show
+from src.outputs import check_outputs
+
+
+def choose_params(cfg: Config, data) -> tuple[dict, str]:
+    """Search, or read a study's best trial, or take the model's defaults; and say which.
+
+    The run folder is checked against the chosen parameters before anything is written to it.
+    """
+    from src import run_folder
+    from src import study as studies
+    from src.files import write_json
+    from src.params import default_params
+    from src.storage import mask_password
+
+    changed = "".join(f" --set {k}={v}" for k, v in cfg.overrides)
+    if not cfg.trials and not cfg.study_name:
+        params = {**default_params(cfg.model), **dict(cfg.overrides)}
+        run_folder.prepare(cfg, params)
+        return params, f"defaults of --model {cfg.model}{changed}"
+    if cfg.trials:
+        study, seconds = timed_search(cfg, data)
+    else:
+        cfg.runs_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite storage
+        study, seconds = studies.open_study(cfg, create=False), 0.0
+    params = studies.best_params(study)  # before writing anything: it fails on an empty study
+    params.update(cfg.overrides)
+    run_folder.prepare(cfg, params)  # a resume with other parameters is refused here
+    summary = studies.study_summary(study, seconds)
+    studies.print_study_summary(summary, params)
+    write_json(cfg.run_dir / "best_params.json", params)
+    write_json(cfg.run_dir / "study.json", summary)
+    from src.study_plots import save_study_plots
+
+    for name, result in save_study_plots(study, cfg.run_dir).items():
+        print(f"  plot {name}: {result}")
+    print(f"live view: optuna-dashboard {mask_password(cfg.storage_url)}")
+    return params, f"best trial #{summary['best_trial']} of study {study.study_name!r}{changed}"
+
+
+def timed_search(cfg: Config, data):
+    """Run the search (its SQLite home created first); the study and the seconds it took."""
+    from src import search
+
+    cfg.runs_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite storage
+    start = time.perf_counter()
+    study = search.run_search(cfg, data)
+    return study, time.perf_counter() - start
+
+
+def search_worker(cfg: Config, data) -> None:
+    """--search-only: run trials of the (shared) study, then say how to train from it."""
+    from src import study as studies
+    from src.storage import mask_password
+
+    study, seconds = timed_search(cfg, data)
+    summary = studies.study_summary(study, seconds)
+    best = studies.best_params(study) if summary["complete"] else None
+    studies.print_study_summary(summary, best)
+    flags = f"--data-dir {show(cfg.data_dir)} --trials 0 --study-name {cfg.study}"
+    if cfg.storage:
+        flags += f" --storage {mask_password(cfg.storage)}"
+    print(f"train the ensemble from the study's best trial: python run.py {flags}")
+
+
+def run(cfg: Config, command: str = "") -> None:
+    """Validate the data, train the folds, ensemble them, write and check the submission."""
+    start = time.perf_counter()
+    data = load_digits(cfg.data_dir)  # everything the user can get wrong fails here, first
+    print(
+        f"data: {len(data.y_train)} training images from {data.source},"
+        f" {len(data.x_test)} test images",
+        flush=True,
+    )
+
+    check_class_counts(data.y_train, cfg.folds)
+    check_outputs(cfg)
+    # TensorFlow loads only once the data are known to be good: bad input fails in a second.
+    from src.quiet import import_keras
+
+    import_keras()
+    from src import cv
+    from src.engine import make_engine, resolve_engine
+    from src.train import configure_determinism, configure_device
+
+    engine = resolve_engine(cfg.engine)
+    precision, device = configure_device(cfg.precision)
+    cfg = replace(cfg, engine=engine, precision=precision)  # what the run folder records
+    print(f"device: {device}", flush=True)
+    configure_determinism(cfg.deterministic)
+    if cfg.search_only:
+        search_worker(cfg, data)
+        return
+    params, origin = choose_params(cfg, data)
+    print(
+        f"run: {cfg.run_name}  model: {cfg.model}  augment: {cfg.augment}"
+        f"  folds: {cfg.folds}  epochs: {cfg.epochs}  params: {origin}",
+        flush=True,
+    )
+    trainer = make_engine(engine, params, data, epochs=cfg.epochs, patience=cfg.patience,
+                          augment=cfg.augment)  # fmt: skip
+    results, full_fits = cv.train_models(cfg, data, trainer)
+    finish(cfg, data, results, full_fits, command, start, trainer.summary())
+
+
+def finish(cfg: Config, data, results, full_fits, command: str, start: float,
+           engine: dict) -> None:  # fmt: skip
+    """Ensemble the folds; check and write the submission; summary, report, maybe submit."""
+    from src import cv
+    from src import summary as summaries
+    from src.ensemble import accuracy, average_predictions, save_ensemble
+    from src.kaggle_submit import submit
+    from src.report import build_report
+    from src.submission import (
+        check_submission,
+        compare_with_previous,
+        make_submission,
+        submit_command,
+        write_submission,
+    )
+
+    oof = cv.out_of_fold(results, len(data.y_train)) if results else None  # None: --folds 0
+    test_proba = average_predictions([m.test_proba for m in full_fits or results])
+    save_ensemble(cfg.run_dir / "ensemble.npz", oof, test_proba, data.x_train, data.y_train)
+    sub = make_submission(test_proba.argmax(axis=1))
+    check_submission(sub, len(data.x_test), data.sample_ids)
+    path = cfg.submissions_dir / "submission.csv"
+    diff = compare_with_previous(sub, path)  # before it is replaced
+    write_submission(sub, path, copies=[cfg.submissions_dir / f"{cfg.run_name}.csv"])
+
+    test_acc = None if data.test_labels is None else accuracy(data.test_labels, test_proba)
+    oof_acc = None if oof is None else accuracy(data.y_train, oof)
+    seconds = time.perf_counter() - start
+    summary = summaries.summarize(results, oof_acc, test_acc, seconds, full_fits)
+    summary.update(command=command, submission=show(path), previous_diff=diff, engine=engine,
+                   precision=cfg.precision)  # fmt: skip
+    summaries.save_summary(summary, cfg.run_dir)
+    report_start = time.perf_counter()
+    page = build_report(cfg.run_dir)
+    report_seconds = time.perf_counter() - report_start
+    message = cfg.message or f"{cfg.run_name}: {summaries.headline(summary)}"
+    summaries.print_summary(
+        summary, path, cfg.run_dir, submit_command(show(path), message, cfg.competition)
+    )
+    print(f"report: {show(page)}  (built in {report_seconds:.1f} s)")
+    if cfg.submit:
+        submit(path, message, cfg.competition)
