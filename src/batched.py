@@ -40,7 +40,7 @@ from src.augment.layers import augmenting_model
 from src.ensemble import PREDICT_BATCH
 from src.errors import UserError
 from src.files import atomic_path
-from src.jobs import Job, OnDone, OnEpoch, Trained
+from src.jobs import Engine, Job, OnDone, OnEpoch, Trained
 from src.model import build_model
 from src.train import OPTIMIZERS, warmup_cosine
 
@@ -64,15 +64,13 @@ def _values(variables) -> list[np.ndarray]:
     return [np.asarray(v.value) for v in variables]
 
 
-class BatchedEngine:
+class BatchedEngine(Engine):
     """Trains a list of jobs as one vmapped JAX program."""
 
     name = "batched"
 
-    def __init__(self, params: dict, data, *, epochs: int, patience: int, augment: str,
-                 verbose: int = 2, predict_test: bool = True):  # fmt: skip
-        self.params, self.data, self.predict_test = params, data, predict_test
-        self.epochs, self.patience, self.augment, self.verbose = epochs, patience, augment, verbose
+    def __init__(self, params: dict, data, **settings):
+        super().__init__(params, data, **settings)
         self.batch = int(params["batch_size"])
         self.unroll = 1  # steps per iteration of the epoch's loop (benchmarks/engines.py --unroll)
 
@@ -80,8 +78,7 @@ class BatchedEngine:
         return f"batched, {len(jobs)} model{'s' * (len(jobs) != 1)} in one program"
 
     def summary(self) -> dict:
-        """What this engine did, for summary.json: models, the first epoch (compile included)
-        and the median of the others, in seconds."""
+        """Models, the first epoch (compile included) and the median of the others, in s."""
         seconds = getattr(self, "epoch_seconds", [])
         return {
             "name": self.name,

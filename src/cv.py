@@ -23,6 +23,8 @@ from src.ensemble import accuracy
 from src.jobs import Job, Trained, checkpoint_jobs
 
 FULL_FIT_SEED = 1000  # full fit i trains with seed + 1000 + i, apart from the folds' seed + k
+FOLD_META = ("accuracy", "epochs", "best_epoch", "seconds")  # fold.json
+FIT_META = ("epochs", "seconds")  # fit.json
 
 
 @dataclass
@@ -83,7 +85,11 @@ def _label(job: Job, cfg: Config) -> str:
 def _load(cfg: Config, job: Job) -> FoldResult | FullFit | None:
     kind, number = job.name.split("_")
     meta_name = "fold.json" if kind == "fold" else "fit.json"
-    found = run_folder.load_model_files(cfg.run_dir / job.name, meta_name)
+    if kind == "fold":
+        expect, meta = ("val_idx", "val_proba", "test_proba"), FOLD_META
+    else:
+        expect, meta = ("test_proba",), FIT_META
+    found = run_folder.load_model_files(cfg.run_dir / job.name, meta_name, expect, meta)
     if found is None:
         return None
     arrays, meta = found
@@ -108,13 +114,13 @@ def _save(cfg: Config, trained: Trained, data: Digits) -> FoldResult | FullFit:
             best_epoch=trained.best_epoch,
             seconds=trained.seconds,
         )
-        meta = {k: getattr(result, k) for k in ("accuracy", "epochs", "best_epoch", "seconds")}
+        meta = {k: getattr(result, k) for k in FOLD_META}
         arrays = {k: getattr(result, k) for k in ("val_idx", "val_proba", "test_proba")}
         run_folder.save_model(out, trained.model, trained.history, "fold.json", meta, arrays)
     else:
         result = FullFit(index=int(number) - 1, test_proba=trained.test_proba,
                          epochs=trained.epochs, seconds=trained.seconds)  # fmt: skip
-        meta = {"epochs": result.epochs, "seconds": result.seconds}
+        meta = {k: getattr(result, k) for k in FIT_META}
         run_folder.save_model(out, trained.model, trained.history, "fit.json", meta,
                               {"test_proba": result.test_proba})  # fmt: skip
     return result

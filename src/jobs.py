@@ -50,6 +50,32 @@ OnDone = Callable[[Trained], None]
 OnEpoch = Callable[[int, int, dict], None]
 
 
+class Engine:
+    """What both engines share: the recipe and data they train with, and their interface."""
+
+    name = ""
+
+    def __init__(self, params: dict, data, *, epochs: int, patience: int, augment: str,
+                 verbose: int = 2, predict_test: bool = True):  # fmt: skip
+        self.params, self.data, self.predict_test = params, data, predict_test
+        self.epochs, self.patience, self.augment, self.verbose = epochs, patience, augment, verbose
+
+    def train(self, jobs: list[Job], on_done: OnDone, on_epoch: OnEpoch | None = None,
+              checkpoint=None, on_start: Callable[[Job], None] | None = None) -> None:  # fmt: skip
+        """Train `jobs`; `on_start(job)` as each starts, `on_done(result)` as each is final,
+        `on_epoch` after every epoch of every job; resumable from `checkpoint` if the engine
+        keeps one."""
+        raise NotImplementedError
+
+    def describe(self, jobs: list[Job]) -> str:
+        """How `jobs` will train, in a few words, for the run's first lines."""
+        raise NotImplementedError
+
+    def summary(self) -> dict:
+        """What this engine did, for summary.json."""
+        raise NotImplementedError
+
+
 def checkpoint_jobs(path) -> list[str] | None:
     """The names of the jobs an engine's checkpoint at `path` holds (saved as "jobs"), if any."""
     if not path.exists():

@@ -22,7 +22,7 @@ from src.config import Config
 from src.cv import fold_jobs
 from src.data import Digits
 from src.engine import make_engine
-from src.study import FINISHED, TAKEN, count, open_study, suggest_params, worker_id
+from src.study import FINISHED, TAKEN, count, draw_params, open_study, worker_id
 from src.train import configure_device
 
 
@@ -60,7 +60,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", self.worker or worker_id(os.getpid()))
         self.check_cap(trial)
-        params = suggest_params(trial)
+        params = draw_params(trial, self.cfg.seed)
         trial.set_user_attr("params", params)  # the full dict, fixed values included
         cfg = self.cfg
         jobs = fold_jobs(self.data.y_train, cfg.folds, cfg.seed, first=cfg.search_folds)

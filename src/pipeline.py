@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from src import run_folder
 from src.config import Config
 from src.data import check_class_counts, load_digits
 from src.files import show
@@ -19,7 +20,6 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
 
     The run folder is checked against the chosen parameters before anything is written to it.
     """
-    from src import run_folder
     from src import study as studies
     from src.files import write_json
     from src.params import default_params
@@ -28,7 +28,7 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
     changed = "".join(f" --set {k}={v}" for k, v in cfg.overrides)
     if not cfg.trials and not cfg.study_name:
         params = {**default_params(cfg.model), **dict(cfg.overrides)}
-        run_folder.prepare(cfg, params)
+        run_folder.prepare(cfg, params, data)
         return params, f"defaults of --model {cfg.model}{changed}"
     if cfg.trials:
         study, seconds = timed_search(cfg, data)
@@ -37,7 +37,7 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
         study, seconds = studies.open_study(cfg, create=False), 0.0
     params = studies.best_params(study)  # before writing anything: it fails on an empty study
     params.update(cfg.overrides)
-    run_folder.prepare(cfg, params)  # a resume with other parameters is refused here
+    run_folder.prepare(cfg, params, data)  # a resume with other parameters is refused here
     summary = studies.study_summary(study, seconds)
     studies.print_study_summary(summary, params)
     write_json(cfg.run_dir / "best_params.json", params)
@@ -84,15 +84,13 @@ def run(cfg: Config, command: str = "") -> None:
         f" {len(data.x_test)} test images",
         flush=True,
     )
-
     check_class_counts(data.y_train, cfg.folds)
     check_outputs(cfg)
     # TensorFlow loads only once the data are known to be good: bad input fails in a second.
     from src.quiet import import_keras
 
     import_keras()
-    from src import cv
-    from src.engine import make_engine, resolve_engine
+    from src.engine import resolve_engine
     from src.train import configure_determinism, configure_device
 
     engine = resolve_engine(cfg.engine)
@@ -103,13 +101,22 @@ def run(cfg: Config, command: str = "") -> None:
     if cfg.search_only:
         search_worker(cfg, data)
         return
+    with run_folder.locked(cfg):  # one process per run folder
+        train_run(cfg, data, command, start)
+
+
+def train_run(cfg: Config, data, command: str, start: float) -> None:
+    """Parameters, the run's models, then `finish`."""
+    from src import cv
+    from src.engine import make_engine
+
     params, origin = choose_params(cfg, data)
     print(
         f"run: {cfg.run_name}  model: {cfg.model}  augment: {cfg.augment}"
         f"  folds: {cfg.folds}  epochs: {cfg.epochs}  params: {origin}",
         flush=True,
     )
-    trainer = make_engine(engine, params, data, epochs=cfg.epochs, patience=cfg.patience,
+    trainer = make_engine(cfg.engine, params, data, epochs=cfg.epochs, patience=cfg.patience,
                           augment=cfg.augment)  # fmt: skip
     results, full_fits = cv.train_models(cfg, data, trainer)
     finish(cfg, data, results, full_fits, command, start, trainer.summary())

@@ -22,6 +22,7 @@ NOISE = re.compile(
     r"|I\d{4} [\d:.]+ +\d+ \S+\] "  # absl INFO lines
     r"|E\d{4} [\d:.]+ +\d+ cuda_platform\.cc:\d+\] failed call to cuInit)"
 )
+RECORD = re.compile(r"^([IWEF]\d{4} [\d:.]+ +\d+ \S+\] |WARNING: )")  # a new log record starts
 
 
 @contextmanager
@@ -38,11 +39,24 @@ def native_log_filtered() -> Iterator[None]:
             os.dup2(saved, 2)
             os.close(saved)
             held.seek(0)
-            kept = [line for line in held.read().decode(errors="replace").splitlines(True)
-                    if not NOISE.match(line)]  # fmt: skip
+            kept = _without_noise(held.read().decode(errors="replace").splitlines(True))
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+
+
+def _without_noise(lines: list[str]) -> list[str]:
+    """Drop the noise records, with their continuation lines (a record may span several:
+    the CPU-instructions notice does)."""
+    kept, dropping = [], False
+    for line in lines:
+        if NOISE.match(line):
+            dropping = True
+        elif RECORD.match(line):
+            dropping = False
+        if not dropping:
+            kept.append(line)
+    return kept
 
 
 def import_keras():

@@ -9,6 +9,12 @@ model is complete and a rerun with the same run name reuses it. The batched engi
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +27,54 @@ PREDICTIONS = "predictions.npz"  # the completion marker of a model's folder
 CHECKPOINT = "checkpoint.npz"  # the batched engine's state between epochs
 
 
-def prepare(cfg: Config, params: dict) -> None:
-    """Create the run folder, or check that an existing one was trained the same way."""
-    settings = {"settings": cfg.training_settings(), "params": params}
+@contextmanager
+def locked(cfg: Config) -> Iterator[None]:
+    """Hold runs/.<run>.lock while the run trains: a second process given the same --run-name
+    is refused at once. The operating system frees the lock when the holder ends, however it
+    ends (a kill included)."""
+    cfg.runs_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(cfg.runs_dir / f".{cfg.run_name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"--run-name {cfg.run_name}: another process is running it now; wait for it,"
+                " or pick another --run-name"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def data_id(data) -> str:
+    """A short fingerprint of the training and test images and labels: a resumed run must reuse
+    models trained on these very rows."""
+    digest = hashlib.sha1()
+    for array in (data.x_train, data.y_train, data.x_test):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return f"{len(data.y_train)} train, {len(data.x_test)} test, sha1 {digest.hexdigest()[:12]}"
+
+
+def prepare(cfg: Config, params: dict, data) -> None:
+    """Create the run folder, or check that an existing one was trained the same way, on the
+    same data."""
+    settings = {"settings": {**cfg.training_settings(), "data": data_id(data)}, "params": params}
     path = cfg.run_dir / "config.json"
+    if not path.exists() and any(cfg.run_dir.glob(f"*/{PREDICTIONS}")):
+        raise UserError(
+            f"{show(cfg.run_dir)} holds trained models but no config.json, so what trained them"
+            " is unknown; pick a new --run-name, or delete that folder to start it again"
+        )
     if path.exists():
-        previous = read_json(path)
-        previous = {"settings": previous["settings"], "params": previous["params"]}
+        try:
+            previous = read_json(path)
+            previous = {"settings": previous["settings"], "params": previous["params"]}
+        except (ValueError, KeyError, TypeError):
+            raise UserError(
+                f"{show(path)} is unreadable; pick a new --run-name, or delete that folder to"
+                " start it again"
+            ) from None
         if previous != settings:
             diff = [
                 f"{key} {previous[part].get(key)!r} -> {value!r}"
@@ -58,10 +105,28 @@ def save_model(out: Path, model, history: dict, meta_name: str, meta: dict,
         np.savez(tmp, **arrays)
 
 
-def load_model_files(out: Path, meta_name: str) -> tuple[dict, dict] | None:
-    """(arrays, metadata) of a model finished by an earlier run, or None if it did not finish."""
+def load_model_files(
+    out: Path, meta_name: str, expect: tuple[str, ...], expect_meta: tuple[str, ...]
+) -> tuple[dict, dict] | None:
+    """(arrays, metadata) of a model finished by an earlier run, or None if it did not finish.
+
+    `expect`, `expect_meta`: the arrays predictions.npz and the keys the metadata must hold
+    (nothing more). A damaged folder (a truncated or foreign
+    predictions.npz, missing or broken metadata, a missing array) is reported in one line and
+    treated as unfinished: the model is trained again.
+    """
     if not (out / PREDICTIONS).exists():
         return None
-    with np.load(out / PREDICTIONS) as z:
-        arrays = {key: z[key] for key in z.files}
-    return arrays, read_json(out / meta_name)
+    try:
+        with np.load(out / PREDICTIONS) as z:
+            arrays = {key: z[key] for key in z.files}
+        meta = read_json(out / meta_name)
+        if sorted(arrays) != sorted(expect):
+            raise ValueError(f"{PREDICTIONS} holds {', '.join(arrays) or 'nothing'}")
+        if not isinstance(meta, dict) or sorted(meta) != sorted(expect_meta):
+            raise ValueError(f"{meta_name} is not this version's")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"── {show(out)}: damaged ({reason}); training it again", flush=True)
+        return None
+    return arrays, meta

@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 
 from src.ensemble import predict_proba
-from src.jobs import Job, OnDone, OnEpoch, Trained
+from src.jobs import Engine, Job, OnDone, OnEpoch, Trained
 from src.model import build_model
 from src.train import fit_model
 
@@ -28,22 +28,19 @@ class _EpochHook(keras.callbacks.Callback):
         self.on_epoch(self.index, epoch, dict(logs or {}))
 
 
-class SequentialEngine:
+class SequentialEngine(Engine):
     """Trains jobs one `model.fit` at a time."""
 
     name = "sequential"
 
-    def __init__(self, params: dict, data, *, epochs: int, patience: int, augment: str,
-                 verbose: int = 2, predict_test: bool = True):  # fmt: skip
-        self.params, self.data, self.predict_test = params, data, predict_test
-        self.epochs, self.patience, self.augment, self.verbose = epochs, patience, augment, verbose
+    def __init__(self, params: dict, data, **settings):
+        super().__init__(params, data, **settings)
         self.trained = 0
 
     def describe(self, jobs: list[Job]) -> str:
         return f"sequential, {len(jobs)} model{'s' * (len(jobs) != 1)} one after another"
 
     def summary(self) -> dict:
-        """What this engine did, for summary.json."""
         return {"name": self.name, "models": self.trained}
 
     def train(self, jobs: list[Job], on_done: OnDone, on_epoch: OnEpoch | None = None,

@@ -27,6 +27,17 @@ SPACE = (
 )  # fmt: skip  # the keys suggest_params draws; the rest (elastic distortion: off) is fixed
 
 
+def draw_params(trial: optuna.Trial, seed: int) -> dict:
+    """`suggest_params` with the study's sampler seeded by this trial's number.
+
+    Trial numbers are unique in a study, so two processes that opened it at the same moment
+    (and would share a seed drawn from the trial count) still draw differently, and a rerun of
+    a one-process search draws the same.
+    """
+    trial.study.sampler = optuna.samplers.TPESampler(seed=seed + trial.number)
+    return suggest_params(trial)
+
+
 def suggest_params(trial: optuna.Trial) -> dict:
     """The search space: architecture, optimiser, schedule, batch size, augmentation."""
     params = default_params("cnn")
@@ -54,11 +65,8 @@ def default_pruner() -> optuna.pruners.BasePruner:
 
 
 def open_study(cfg: Config, create: bool, pruner: optuna.pruners.BasePruner | None = None):
-    """Load (or create) the study `cfg.study` in `cfg.storage_url`.
-
-    The sampler is seeded with the seed plus the number of trials so far: every trial process
-    draws differently, and a rerun of the same search draws the same.
-    """
+    """Load (or create) the study `cfg.study` in `cfg.storage_url` (its sampler is reseeded for
+    each trial: `draw_params`)."""
     storage = open_storage(cfg.storage_url)
     pruner = pruner or default_pruner()
     if not create:
@@ -81,7 +89,7 @@ def open_study(cfg: Config, create: bool, pruner: optuna.pruners.BasePruner | No
             study.enqueue_trial({k: v for k, v in default_params("cnn").items() if k in SPACE})
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=cfg.study, storage=storage, pruner=pruner)
-    study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials))
+    study.sampler = optuna.samplers.TPESampler(seed=cfg.seed)  # reseeded per trial: draw_params
     return study
 
 

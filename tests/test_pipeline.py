@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import Runner, write_slice
+from src.config import ROOT
 
 FLAGS = ["--folds", "2", "--epochs", "5", "--trials", "0", "--seed", "7", "--deterministic"]
 
@@ -60,10 +64,16 @@ def test_run_writes_a_valid_submission_that_beats_chance(tiny, capsys):
     assert not list(runner.runs.rglob(".*tmp*")), "temporary files left behind"
 
 
-def test_deterministic_rerun_is_byte_identical(tiny, capsys):
+def test_deterministic_rerun_is_byte_identical(tiny):
+    """A second process with the same flags writes the same bytes (a control with another seed,
+    below, shows the comparison can tell runs apart)."""
     runner, data = tiny
-    code, _, err = call(runner, capsys, "--data-dir", str(data), *FLAGS, "--run-name", "b")
-    assert code == 0, err
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--data-dir", str(data), *FLAGS, "--run-name", "b",
+         "--runs-dir", str(runner.runs), "--submissions-dir", str(runner.subs)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
     assert (runner.subs / "b.csv").read_bytes() == (runner.subs / "a.csv").read_bytes()
     a = np.load(runner.runs / "a" / "ensemble.npz")["test_proba"]
     b = np.load(runner.runs / "b" / "ensemble.npz")["test_proba"]
@@ -165,8 +175,39 @@ def test_no_folds_trains_only_the_full_fits(tiny, capsys):
     assert "No folds (<code>--folds 0</code>)" in page and "Out-of-fold errors" not in page
     figures = ["report_learning_curves.png", "report_test_classes.png"]
     assert re.findall(r'<img src="([^"]+)"', page) == figures
+    # the control for the deterministic rerun: another seed gives other probabilities
+    code, _, err = call(runner, capsys, *flags, "--run-name", "nofolds-s8", "--seed", "8")
+    assert code == 0, err
+    other = np.load(runner.runs / "nofolds-s8" / "full_1" / "predictions.npz")["test_proba"]
+    assert not np.array_equal(other, full)
     # the page rebuilds from the run folder alone, like any run's
     (run / "report.html").unlink()
     code, out, err = call(runner, capsys, "--report", "nofolds")
     assert code == 0, err
     assert "No folds" in (run / "report.html").read_text()
+
+
+def test_the_seed_model_and_set_overrides_are_what_trains(tiny, capsys):
+    runner, data = tiny
+    quick = ["--data-dir", str(data), "--folds", "0", "--full-fits", "1", "--epochs", "2",
+             "--trials", "0", "--seed", "7"]  # fmt: skip
+    code, _, err = call(runner, capsys, *quick, "--model", "seed", "--set", "dense_units=64",
+                        "--run-name", "seed-model")  # fmt: skip
+    assert code == 0, err
+    model = keras.saving.load_model(runner.runs / "seed-model" / "full_1" / "model.keras")
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [32, 64, 32] and all(
+        c.kernel_size == (5, 5) for c in convs
+    )
+    assert sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers) == 3
+    dense = [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert dense == [64, 32, 10]  # --set dense_units=64 reached the builder
+    sub = pd.read_csv(runner.subs / "seed-model.csv")
+    truth = pd.read_csv(data / "solution.csv")["Label"]
+    assert (sub["Label"] == truth).mean() > 0.3  # it trained (chance is 0.1)
+
+    code, _, err = call(runner, capsys, *quick, "--set", "filters=16", "--run-name", "narrow")
+    assert code == 0, err
+    model = keras.saving.load_model(runner.runs / "narrow" / "full_1" / "model.keras")
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [16, 16, 16, 32, 32, 32, 64]

@@ -11,7 +11,8 @@ import sys
 from src.config import ROOT
 from src.quiet import native_log_filtered
 
-NOISE = ("I0000", "E0000", "cuInit", "oneDNN", "absl::InitializeLog", "cudart_stub")
+NOISE = ("I0000", "E0000", "cuInit", "oneDNN", "absl::InitializeLog", "cudart_stub",
+         "rebuild TensorFlow")  # fmt: skip
 
 
 def test_native_noise_is_dropped_and_everything_else_kept(capfd):
@@ -19,6 +20,12 @@ def test_native_noise_is_dropped_and_everything_else_kept(capfd):
         os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are"
                     b" written to STDERR\n")  # fmt: skip
         os.write(2, b"I0000 00:00:1795691545.586500   11586 port.cc:153] oneDNN custom ops\n")
+        os.write(
+            2,
+            b"I0000 00:00:1795691545.586500   11586 cpu_feature_guard.cc:227] This"
+            b" TensorFlow binary is optimized\nTo enable the following instructions:"
+            b" AVX2, rebuild TensorFlow with the appropriate compiler flags.\n",
+        )
         os.write(2, b"E0000 00:00:1795691549.727998   11586 cuda_platform.cc:52] failed call to"
                     b" cuInit: INTERNAL: CUDA error\n")  # fmt: skip
         os.write(2, b"E0000 00:00:1795691549.727998   11586 other.cc:1] a real error\n")

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import keras
 import optuna
@@ -202,7 +203,22 @@ def test_timeout_stops_starting_trials(tmp_path, small_dir):
     cfg = search_config(tmp_path, small_dir, study_name="timeout", trials=5, search_epochs=1,
                         timeout=0.01)  # fmt: skip
     study = search.run_search(cfg, load_digits(small_dir))
-    assert len(study.trials) == 1  # the first trial starts; none after the timeout
+    # the first trial starts and finishes; none starts after the timeout
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell here, no optimize loop
+def test_processes_opening_the_study_together_draw_different_params(tmp_path, small_dir):
+    """Two trial processes that open the study at the same trial count (the same moment)."""
+    cfg = search_config(tmp_path, small_dir, study_name="twins")
+    first, second = studies.open_study(cfg, create=True), studies.open_study(cfg, create=False)
+    studies.draw_params(first.ask(), cfg.seed)  # trial 0: the defaults
+    a, b = first.ask(), second.ask()
+    drawn_a, drawn_b = studies.draw_params(a, cfg.seed), studies.draw_params(b, cfg.seed)
+    assert drawn_a != drawn_b
+    again = studies.open_study(replace(cfg, study_name="twins-again"), create=True)
+    studies.draw_params(again.ask(), cfg.seed)
+    assert studies.draw_params(again.ask(), cfg.seed) == drawn_a  # same number, same draw
 
 
 def test_n_jobs_runs_trials_side_by_side_and_stops_at_the_target(tmp_path, small_dir):

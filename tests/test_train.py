@@ -9,6 +9,7 @@ import pytest
 
 from src import train
 from src.augment.warp import RandomWarp
+from src.config import ROOT
 from src.errors import UserError
 from src.model import build_model
 from src.params import default_params
@@ -45,3 +46,34 @@ def test_idg_has_no_in_model_form(in_model):
     with pytest.raises(UserError, match="--augment idg needs TensorFlow on a CPU; use --augment"):
         train.fit_model(build_model(params), params, (x, y), (x.astype("float32"), y),
                         epochs=1, patience=1, augment="idg", seed=0)  # fmt: skip
+
+
+def test_sequential_early_stopping_hands_back_the_best_epoch(sample_frames):
+    """Validation labels shuffled: the validation loss rises as the model learns, so the fold
+    stops --patience epochs after its best (first) epoch and keeps that epoch's weights."""
+    from src.data import load_digits
+    from src.jobs import Job
+    from src.sequential import SequentialEngine
+
+    data = load_digits(ROOT / "input" / "sample")
+    data.x_train, data.y_train, data.x_test = (
+        data.x_train[:640],
+        data.y_train[:640],
+        data.x_test[:50],
+    )
+    val = np.arange(320, 640)
+    data.y_train[val] = np.random.default_rng(1).permutation(data.y_train[val])
+    engine = SequentialEngine(default_params("cnn"), data, epochs=8, patience=2, augment="none",
+                              verbose=0)  # fmt: skip
+    done = []
+    engine.train([Job("fold_1", np.arange(320), val, 3), Job("full_1", np.arange(320), None, 4)],
+                 done.append)  # fmt: skip
+    fold, full = done
+    losses = fold.history["val_loss"]
+    assert fold.best_epoch == int(np.argmin(losses)) + 1
+    assert fold.epochs == fold.best_epoch + 2 < 8  # stopped by --patience 2
+    proba = fold.model.predict(data.x_train[val].astype("float32"), verbose=0)
+    loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(data.y_train[val], proba)))
+    assert loss == pytest.approx(losses[fold.best_epoch - 1], rel=1e-4)  # the best epoch's weights
+    assert loss != pytest.approx(losses[-1], rel=1e-3)
+    assert full.epochs == 8  # nothing held out: every epoch

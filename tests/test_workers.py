@@ -138,6 +138,10 @@ def test_two_workers_fill_a_capped_study_exactly_then_the_ensemble_uses_its_best
     assert config["params"] == study.best_trial.user_attrs["params"]
     assert (runner.subs / "submission.csv").exists()
     assert password not in out + err
+    for saved in ("summary.json", "report.html", "config.json", "study.json"):
+        text = (runner.runs / "final" / saved).read_text()
+        assert password not in text, saved
+    assert ":***@" in (runner.runs / "final" / "summary.json").read_text()  # the command, masked
 
 
 def test_a_worker_killed_mid_trial_leaves_the_other_to_finish_the_study(
@@ -170,3 +174,28 @@ def test_a_worker_killed_mid_trial_leaves_the_other_to_finish_the_study(
     assert study.trials[killed].state == States.FAIL  # marked failed by its missed heartbeats
     assert len(study.get_trials(states=studies.FINISHED)) == 4  # the survivor filled the slot
     assert studies.best_params(study) == study.best_trial.user_attrs["params"]  # usable
+
+
+def test_a_wrong_password_is_one_line_before_training(tmp_path, data_dir, capsys, postgres):
+    url = make_url(postgres)
+    wrong = url.set(password="not-the-password").render_as_string(hide_password=False)
+    runner = Runner(tmp_path, capsys)
+    code, out, err = runner("--data-dir", str(data_dir), *TINY, "--trials", "2", "--storage",
+                            wrong, "--run-name", "never")  # fmt: skip
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()]
+    assert "--storage postgresql://digits:***@" in err and "cannot open" in err
+    assert "not-the-password" not in out + err
+    assert not (runner.runs / "never").exists() and not runner.subs.exists()
+
+
+def test_eight_workers_started_together_fill_the_study_exactly_and_let_go(tmp_path, data_dir):
+    """8 --search-only workers at the same instant on an empty database, a study of 16 trials:
+    exactly 16 finish, all with their own parameters, no worker fails, and every database
+    connection is given back when they end (benchmarks/many_workers.py measures the same)."""
+    from benchmarks.many_workers import run_workers
+
+    r = run_workers(SERVER, data_dir, workers=8, trials=16, out=tmp_path)
+    assert (r["finished"], r["distinct_params"], r["exit_codes"], r["errors"]) == (16, 16, [0], 0)
+    assert r["connections_peak"] >= r["connections_before"] + 8  # every worker was connected
+    assert r["connections_after"] == r["connections_before"]
