@@ -34,7 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cfg = parse_args(argv)
     try:
-        if cfg.report:
+        if cfg.runs:
+            from src.runs_index import show_runs
+
+            show_runs(cfg)
+        elif cfg.scores:
+            from src.review import fetch_scores
+
+            fetch_scores(cfg)
+        elif cfg.report:
             from src.review import review
 
             review(cfg)

@@ -6,11 +6,12 @@ back? And what do the workers cost the database?
 
 URL defaults to $DIGITS_TEST_POSTGRES_URL. Each repetition gets a new empty schema (an empty
 database, as the README's multi-machine recipe starts from), then N `run.py --search-only`
-workers start together; `pg_stat_activity` is sampled every 0.2 s for the connections of the
-URL's user, before, during and after. Ends with `RESULT workers=... trials=... finished=...
-distinct_params=... errors=... connections_before=... connections_peak=...
-connections_after=... commits=... seconds=...`. tests/test_workers.py runs the same with the
-test server.
+workers start together, then N more on a second study in the same schema (a database that has
+Optuna's tables); `pg_stat_activity` is sampled every 0.2 s for the connections of the URL's
+user, before, during and after. Prints, for each, `RESULT database=empty|existing workers=...
+trials=... finished=... distinct_params=... errors=... connections_before=...
+connections_peak=... connections_after=... commits=... seconds=...`. tests/test_workers.py runs
+the first with the test server.
 """
 
 from __future__ import annotations
@@ -95,14 +96,18 @@ class Connections:
         self.thread.join()
 
 
-def run_workers(server: str, data_dir: Path, workers: int, trials: int, out: Path) -> dict:
-    """Start `workers` search workers together on a new schema; what happened, as a dict."""
-    storage, schema = in_new_schema(server)
+def run_workers(server: str, data_dir: Path, workers: int, trials: int, out: Path,
+                storage: str = "", study_name: str = "many") -> dict:  # fmt: skip
+    """Start `workers` search workers together on a study in `storage` (default: a new empty
+    schema, dropped afterwards); what happened, as a dict."""
+    schema = ""
+    if not storage:
+        storage, schema = in_new_schema(server)
     watch = Connections(server)
     before, commits = watch.count(), watch.commits()
     cmd = [sys.executable, str(ROOT / "run.py"), "--data-dir", str(data_dir), "--folds", "2",
            "--search-epochs", "1", "--search-only", "--trials", str(trials), "--storage",
-           storage, "--study-name", "many", "--runs-dir", str(out / "runs"),
+           storage, "--study-name", study_name, "--runs-dir", str(out / "runs"),
            "--submissions-dir", str(out / "subs")]  # fmt: skip
     start = time.perf_counter()
     with watch:
@@ -112,7 +117,7 @@ def run_workers(server: str, data_dir: Path, workers: int, trials: int, out: Pat
     seconds = time.perf_counter() - start
     time.sleep(1.0)  # let the server notice the last disconnections
     after = watch.count()
-    study = optuna.load_study(study_name="many", storage=storage)
+    study = optuna.load_study(study_name=study_name, storage=storage)
     finished = study.get_trials(states=FINISHED)
     drawn = {json.dumps(t.params, sort_keys=True) for t in finished}
     result = {
@@ -128,7 +133,8 @@ def run_workers(server: str, data_dir: Path, workers: int, trials: int, out: Pat
         "commits": watch.commits() - commits,
         "seconds": round(seconds, 1),
     }
-    drop_schema(server, schema)
+    if schema:
+        drop_schema(server, schema)
     watch.engine.dispose()
     return result
 
@@ -151,9 +157,16 @@ def main() -> None:
         print(f"command: python -m benchmarks.many_workers --postgres {mask_password(a.postgres)}"
               f" --workers {a.workers} --trials {a.trials} --rows {a.rows}",
               flush=True)  # fmt: skip
-        r = run_workers(a.postgres, data, a.workers, a.trials, Path(tmp))
-    print("RESULT " + " ".join(f"{k}={v}" for k, v in r.items() if k != "exit_codes")
-          + f" exit_codes={','.join(map(str, r['exit_codes']))}")  # fmt: skip
+        storage, schema = in_new_schema(a.postgres)
+        try:
+            for database in ("empty", "existing"):  # the second finds Optuna's tables there
+                r = run_workers(a.postgres, data, a.workers, a.trials, Path(tmp), storage,
+                                f"many-{database}")  # fmt: skip
+                codes = ",".join(map(str, r.pop("exit_codes")))
+                fields = " ".join(f"{k}={v}" for k, v in r.items())
+                print(f"RESULT database={database} {fields} exit_codes={codes}", flush=True)
+        finally:
+            drop_schema(a.postgres, schema)
 
 
 if __name__ == "__main__":

@@ -52,11 +52,11 @@ CHECKPOINT_S = 30.0
 PLATEAU = {"patience": 3, "factor": 0.5, "min_lr": 1e-5, "min_delta": 1e-4}
 
 
-def build_trainer(params: dict, augment: str, seed: int) -> tuple[keras.Model, keras.Model]:
+def build_trainer(params: dict, augment: str, seed: int, num_classes: int):
     """(trainer, model): the model and, in front of it for training only, its augmentation."""
     if augment not in ("affine", "none"):
         raise UserError(f"--engine batched: --augment {augment} is not available; use affine")
-    model = build_model(params)
+    model = build_model(params, num_classes)
     return augmenting_model(model, params, augment, seed), model
 
 
@@ -105,7 +105,8 @@ class BatchedEngine(Engine):
         for job in jobs:
             keras.backend.clear_session()
             keras.utils.set_random_seed(job.seed)  # the sequential engine's initial weights
-            trainer, model = build_trainer(self.params, self.augment, job.seed)
+            trainer, model = build_trainer(self.params, self.augment, job.seed,
+                                           len(self.data.layout.classes))  # fmt: skip
             states.append((_values(trainer.trainable_variables),
                            _values(trainer.non_trainable_variables)))  # fmt: skip
         self.trainer, self.model = trainer, model  # the last one: the template for all

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from src import augment
 from src.config import ENGINES, PRECISIONS, Config
+from src.notebook import competition_data, kaggle_root
 from src.params import DEFAULTS, parse_override
 
 USAGE = """Digit Recognizer end to end: validate the CSVs, search, train a k-fold CNN ensemble and
@@ -46,9 +47,9 @@ def flag(*names: str, help: str, **options) -> tuple[tuple[str, ...], dict]:
 D = Config()
 FLAGS = {
     "data": [
-        flag("--data-dir", metavar="DIR", type=Path, default=D.data_dir,
-             help="folder with train.csv and test.csv (.csv, .csv.gz or digit-recognizer.zip);"
-             " default: input/"),
+        flag("--data-dir", metavar="DIR", type=Path, default=None,
+             help="folder with train.csv and test.csv (.csv, .csv.gz or the competition's"
+             " zip); default: input/, or the competition's folder in a Kaggle notebook"),
     ],
     "training": [
         flag("--folds", metavar="K", type=at_least(0), default=D.folds,
@@ -108,19 +109,30 @@ FLAGS = {
              " --submit: submit that run)"),
         flag("--submit", action="store_true",
              help="submit the checked submission with the kaggle CLI"),
+        flag("--wait", action="store_true",
+             help="after --submit, wait for Kaggle's score and record it in the run"),
+        flag("--wait-timeout", metavar="SECONDS", type=float, default=D.wait_timeout,
+             help="how long --wait waits"),
+        flag("--scores", action="store_true",
+             help="fetch Kaggle's scores of runs submitted earlier, no training"),
+        flag("--runs", action="store_true",
+             help="list every run, best out-of-fold accuracy first, and write runs/index.html"),
         flag("-m", "--message", metavar="TEXT", default="",
              help="submission message (default: run name, folds, OOF accuracy)"),
         flag("--competition", metavar="NAME", default=D.competition,
-             help="the Kaggle competition to submit to"),
+             help="the Kaggle competition: where --submit sends, and the data folder in a"
+             " notebook"),
     ],
     "output": [
         flag("--run-name", metavar="NAME", default="",
              help="run folder under --runs-dir; reuse a name to resume (default: model and"
              " time stamp)"),
-        flag("--runs-dir", metavar="DIR", type=Path, default=D.runs_dir,
-             help="where run folders and the default study go (default: runs/)"),
-        flag("--submissions-dir", metavar="DIR", type=Path, default=D.submissions_dir,
-             help="where submission.csv goes (default: submissions/)"),
+        flag("--runs-dir", metavar="DIR", type=Path, default=None,
+             help="where run folders and the default study go (default: runs/; in a Kaggle"
+             " notebook /kaggle/working/runs)"),
+        flag("--submissions-dir", metavar="DIR", type=Path, default=None,
+             help="where submission.csv goes (default: submissions/; in a Kaggle notebook"
+             " /kaggle/working)"),
     ],
 }  # fmt: skip
 
@@ -158,6 +170,10 @@ def check(a: argparse.Namespace) -> str | None:
         return f"--trials: the search space is for --model cnn; use --trials 0 with {a.model}"
     if a.timeout is not None and a.timeout <= 0:
         return f"--timeout: must be positive, got {a.timeout:g}"
+    if a.wait and not a.submit:
+        return "--wait: waits for the score of a --submit; add --submit"
+    if a.wait_timeout <= 0:
+        return f"--wait-timeout: must be positive, got {a.wait_timeout:g}"
     if a.report and a.run_name and a.run_name != a.report:
         return "--report names the run itself; leave out --run-name"
     name = a.report or a.run_name
@@ -165,6 +181,24 @@ def check(a: argparse.Namespace) -> str | None:
         flag = "--report" if a.report else "--run-name"
         return f"{flag}: {name!r} must be a plain folder name (no '/' or leading '.')"
     return None
+
+
+def places(a: argparse.Namespace) -> tuple[Path, Path, Path, str]:
+    """(data dir, runs dir, submissions dir, notebook root): the flags, else the defaults, which
+    inside a Kaggle notebook are its input and working folders."""
+    root = kaggle_root()
+    if root is None:
+        return (a.data_dir or D.data_dir, a.runs_dir or D.runs_dir,
+                a.submissions_dir or D.submissions_dir, "")  # fmt: skip
+    data = a.data_dir or competition_data(root, a.competition)
+    if data is None:
+        raise ValueError(
+            f"in a Kaggle notebook: no folder with a train.csv under {root / 'input'}; add the"
+            f" competition's data to the notebook (--competition {a.competition}) or give"
+            " --data-dir"
+        )
+    working = root / "working"
+    return data, a.runs_dir or working / "runs", a.submissions_dir or working, str(root)
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -175,17 +209,22 @@ def parse_args(argv: list[str] | None = None) -> Config:
     if problem:
         p.error(problem)
     try:
+        data_dir, runs_dir, submissions_dir, notebook = places(a)
+    except ValueError as e:
+        p.error(str(e))
+    try:
         overrides = tuple(parse_override(text, a.model) for text in a.set)
     except ValueError as e:
         p.error(f"--set {e}")
     return Config(
-        data_dir=a.data_dir.resolve(), folds=a.folds, epochs=a.epochs, full_fits=a.full_fits,
+        data_dir=data_dir.resolve(), folds=a.folds, epochs=a.epochs, full_fits=a.full_fits,
         patience=a.patience, trials=a.trials, n_jobs=a.n_jobs, search_only=a.search_only,
         search_epochs=a.search_epochs, search_folds=a.search_folds, timeout=a.timeout,
         study_name=a.study_name, storage=a.storage, model=a.model, overrides=overrides,
         augment=a.augment, engine=a.engine, precision=a.precision, seed=a.seed,
         run_name=a.report or a.run_name or f"{a.model}-{datetime.now():%Y%m%d-%H%M%S}",
-        deterministic=a.deterministic, report=bool(a.report), submit=a.submit,
-        message=a.message, competition=a.competition, runs_dir=a.runs_dir.resolve(),
-        submissions_dir=a.submissions_dir.resolve(),
+        deterministic=a.deterministic, report=bool(a.report), submit=a.submit, wait=a.wait,
+        wait_timeout=a.wait_timeout, scores=a.scores, runs=a.runs,
+        message=a.message, competition=a.competition, runs_dir=runs_dir.resolve(),
+        submissions_dir=submissions_dir.resolve(), notebook=notebook,
     )  # fmt: skip

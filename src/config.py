@@ -35,6 +35,11 @@ class Config:
     deterministic: bool = False  # op-level determinism: byte-identical reruns on CPU
     report: bool = False  # only rebuild run_name's report.html from its saved files
     submit: bool = False  # send the submission with the kaggle CLI at the end
+    wait: bool = False  # after --submit, poll Kaggle until the submission is scored
+    wait_timeout: float = 600.0  # ... for at most this many seconds
+    scores: bool = False  # only fetch the scores of runs submitted earlier
+    runs: bool = False  # only list every run folder (and write runs/index.html)
+    notebook: str = ""  # the Kaggle notebook root when run inside one ("" elsewhere)
     message: str = ""  # the submission's message; "" = run name, folds and OOF accuracy
     competition: str = "digit-recognizer"
     runs_dir: Path = ROOT / "runs"  # per-run artifacts (gitignored)

@@ -1,9 +1,14 @@
 """Load and validate the competition's CSVs before any training starts.
 
-Reads `train.csv` and `test.csv` (also `.csv.gz`, or straight from `digit-recognizer.zip` as
+Reads `train.csv` and `test.csv` (also `.csv.gz`, or straight from the competition's zip as
 `kaggle competitions download` leaves it), plus the optional `sample_submission.csv` and
 `solution.csv` (an answer key for test.csv, as the bundled sample has). Every problem a user can
 cause is raised as a `UserError` naming the file, the line or column and what to do.
+
+The layout is read from the files, so the 28x28 family of competitions and datasets loads too:
+pixel columns numbered from 0 or from 1, an id column in test.csv (Kannada-MNIST), the
+submission's column names and id order from sample_submission.csv (`ImageId,Label` or
+`id,label`), and any set of integer classes (24 letters with gaps, not only 0..9).
 """
 
 from __future__ import annotations
@@ -20,9 +25,7 @@ from src.errors import UserError
 from src.files import show
 
 SIDE = 28
-PIXELS = [f"pixel{i}" for i in range(SIDE * SIDE)]
-CLASSES = np.arange(10)
-ARCHIVE = "digit-recognizer.zip"
+ID_COLUMNS = ("ImageId", "id", "Id", "ID")  # what an id column of test.csv may be called
 DOWNLOAD_HINT = (
     "download Kaggle's data with `kaggle competitions download -c digit-recognizer -p input` "
     "or use the bundled sample with --data-dir input/sample"
@@ -30,14 +33,38 @@ DOWNLOAD_HINT = (
 
 
 @dataclass
+class Layout:
+    """How the competition names things, read from its files."""
+
+    id_column: str  # the submission's id column: "ImageId" (Digit Recognizer), "id", ...
+    label_column: str  # the submission's label column: "Label", "label", ...
+    test_ids: np.ndarray  # the submission's ids, in test.csv's row order
+    classes: np.ndarray  # the training labels' values, sorted: model output k means classes[k]
+
+    def arrays(self) -> dict:
+        """The layout as arrays, to save beside a run's predictions (`from_arrays` reads them)."""
+        return {"test_ids": self.test_ids, "classes": self.classes,
+                "columns": np.array([self.id_column, self.label_column])}  # fmt: skip
+
+    @classmethod
+    def from_arrays(cls, arrays) -> Layout:
+        id_column, label_column = (str(c) for c in arrays["columns"])
+        return cls(id_column, label_column, arrays["test_ids"], arrays["classes"])
+
+
+DIGIT_RECOGNIZER = "ImageId", "Label"  # the submission's columns without sample_submission.csv
+
+
+@dataclass
 class Digits:
-    """Validated data: images as uint8 (N, 28, 28, 1), labels as int, optional answer key."""
+    """Validated data: images as uint8 (N, 28, 28, 1), labels as class indices (into
+    `layout.classes`), optional answer key, and the layout."""
 
     x_train: np.ndarray
-    y_train: np.ndarray
+    y_train: np.ndarray  # class indices 0..K-1
     x_test: np.ndarray
-    test_labels: np.ndarray | None  # from solution.csv, when the data dir has one
-    sample_ids: np.ndarray | None  # ImageIds of sample_submission.csv, when present
+    test_labels: np.ndarray | None  # class indices, from solution.csv when the data dir has one
+    layout: Layout
     source: str  # where train.csv came from, for the summary
 
 
@@ -46,21 +73,20 @@ def _find(data_dir: Path, name: str, required: bool):
     for candidate in (data_dir / f"{name}.csv", data_dir / f"{name}.csv.gz"):
         if candidate.is_file():
             return (lambda c=candidate: c), show(candidate)
-    archive = data_dir / ARCHIVE
-    if archive.is_file():
+    for archive in sorted(data_dir.glob("*.zip")):  # as `kaggle competitions download` leaves it
         try:
             with zipfile.ZipFile(archive) as zf:
                 members = set(zf.namelist())
         except zipfile.BadZipFile:
             raise UserError(f"{show(archive)}: not a valid zip file; download it again") from None
         if f"{name}.csv" in members:
-            return (lambda: zipfile.ZipFile(archive).open(f"{name}.csv")), (
+            return (lambda a=archive: zipfile.ZipFile(a).open(f"{name}.csv")), (
                 f"{show(archive)}:{name}.csv"
             )
     if not required:
         return None, None
     raise UserError(
-        f"{show(data_dir / f'{name}.csv')} not found (nor .csv.gz, nor {ARCHIVE}): {DOWNLOAD_HINT}"
+        f"{show(data_dir / f'{name}.csv')} not found (nor .csv.gz, nor in a .zip): {DOWNLOAD_HINT}"
     )
 
 
@@ -86,22 +112,25 @@ def _read_csv(opener, name: str) -> pd.DataFrame:
     return df
 
 
-def _check_pixel_columns(columns: list[str], name: str) -> None:
-    """The pixel columns must be exactly pixel0..pixel783, in order."""
+def _check_pixel_columns(columns: list[str], name: str) -> int:
+    """The pixel columns must be pixel0..pixel783 or pixel1..pixel784, in order; returns the
+    first pixel's number."""
     n = len(columns)
-    if n != len(PIXELS):
+    if n != SIDE * SIDE:
         side = int(round(n**0.5))
         shape = f" ({side}x{side} images)" if side * side == n else ""
         raise UserError(
-            f"{name}: {n} pixel columns{shape}, expected {len(PIXELS)} (28x28 images,"
-            " pixel0..pixel783); this pipeline takes Kaggle's 28x28 layout"
+            f"{name}: {n} pixel columns{shape}, expected {SIDE * SIDE} (28x28 images,"
+            " pixel0..pixel783); this pipeline takes the 28x28 layout"
         )
-    for got, want in zip(columns, PIXELS, strict=True):
-        if got != want:
+    first = 1 if columns[0] == "pixel1" else 0
+    for i, got in enumerate(columns):
+        if got != f"pixel{first + i}":
             raise UserError(
-                f"{name}: column {got!r} where {want!r} was expected"
-                " (pixel columns must be pixel0..pixel783, in order)"
+                f"{name}: column {got!r} where {f'pixel{first + i}'!r} was expected (pixel"
+                f" columns must be pixel{first}..pixel{first + SIDE * SIDE - 1}, in order)"
             )
+    return first
 
 
 def _line(row: int) -> int:
@@ -157,22 +186,24 @@ def _check_values(df: pd.DataFrame, name: str, other_columns: int = 0) -> np.nda
     return values.astype(np.uint8).reshape(-1, SIDE, SIDE, 1)
 
 
-def _check_labels(labels: pd.Series, name: str) -> np.ndarray:
-    """Labels are integers among CLASSES."""
+def _check_labels(labels: pd.Series, name: str, classes: np.ndarray | None = None) -> np.ndarray:
+    """Labels are integers (among `classes`, when given); returns them as integers."""
     numeric = pd.to_numeric(labels, errors="coerce")
-    bad = numeric.isna() | ~numeric.isin(CLASSES)
+    bad = numeric.isna() | (numeric != np.floor(numeric))
+    if classes is not None:
+        bad |= ~numeric.isin(classes)
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
+        what = "an integer class" if classes is None else "a class of train.csv"
         raise UserError(
-            f"{name} line {_line(row)}, column {labels.name}: '{labels.iloc[row]}' is not a digit"
-            " class"
-            f" ({CLASSES.min()}..{CLASSES.max()}); fix or remove that row"
+            f"{name} line {_line(row)}, column {labels.name}: '{labels.iloc[row]}' is not {what};"
+            " fix or remove that row"
         )
     return numeric.to_numpy().astype(np.int64)
 
 
 def load_train(data_dir: Path) -> tuple[np.ndarray, np.ndarray, str]:
-    """Images, labels and display name of the training CSV."""
+    """Images, labels (the file's values) and display name of the training CSV."""
     opener, name = _find(data_dir, "train", required=True)
     df = _read_csv(opener, name)
     if "label" not in df.columns:
@@ -186,8 +217,8 @@ def load_train(data_dir: Path) -> tuple[np.ndarray, np.ndarray, str]:
     return _check_values(pixels, name, other_columns=1), y, name
 
 
-def load_test(data_dir: Path) -> np.ndarray:
-    """Images of the unlabeled test CSV."""
+def load_test(data_dir: Path) -> tuple[np.ndarray, pd.Series | None]:
+    """Images of the unlabeled test CSV, and its id column when it has one."""
     opener, name = _find(data_dir, "test", required=True)
     df = _read_csv(opener, name)
     if "label" in df.columns:
@@ -195,48 +226,74 @@ def load_test(data_dir: Path) -> np.ndarray:
             f"{name}: has a 'label' column; test.csv holds only pixel0..pixel783"
             " (is this train.csv?)"
         )
+    ids = None
+    if df.columns[0] in ID_COLUMNS:
+        ids, df = df[df.columns[0]], df.drop(columns=df.columns[0])
     _check_pixel_columns(list(df.columns), name)
-    return _check_values(df, name)
+    return _check_values(df, name, other_columns=int(ids is not None)), ids
 
 
-def _load_id_label_csv(data_dir: Path, stem: str, n_test: int) -> pd.DataFrame | None:
-    """An optional ImageId,Label file whose ImageIds must be test.csv's rows 1..N in order.
-
-    Its Label column is checked when `stem` is an answer key (solution.csv).
-    """
+def _load_id_label_csv(data_dir: Path, stem: str, ids: np.ndarray | None, n_test: int):
+    """An optional two-column id,label file (sample_submission.csv, solution.csv) whose ids are
+    test.csv's, in order: test.csv's id column, or 1..N when it has none. None if absent."""
     opener, name = _find(data_dir, stem, required=False)
     if opener is None:
         return None
     df = _read_csv(opener, name)
-    if list(df.columns[:2]) != ["ImageId", "Label"]:
-        raise UserError(f"{name}: expected columns ImageId,Label, found {','.join(df.columns)}")
+    if len(df.columns) != 2:
+        raise UserError(
+            f"{name}: columns {','.join(df.columns)}; expected two, an id and a label (such as"
+            " ImageId,Label or id,label)"
+        )
     if len(df) != n_test:
         raise UserError(
             f"{name}: {len(df)} rows but test.csv has {n_test} images; they must match one to one"
         )
-    ids = pd.to_numeric(df["ImageId"], errors="coerce").to_numpy()
-    wrong = ids != np.arange(1, n_test + 1)
+    id_column = df.columns[0]
+    expected = np.arange(1, n_test + 1) if ids is None else np.asarray(ids)
+    got = df[id_column].to_numpy()
+    if expected.dtype.kind in "iuf":
+        got = pd.to_numeric(df[id_column], errors="coerce").to_numpy()
+    wrong = got != expected
     if wrong.any():
         row = int(np.argmax(wrong))
+        order = "numbers test.csv's rows 1..N" if ids is None else "follows test.csv's id column"
         raise UserError(
-            f"{name} line {_line(row)}: ImageId '{df['ImageId'].iloc[row]}', expected {row + 1}"
-            " (ImageIds number test.csv's rows 1..N in order)"
+            f"{name} line {_line(row)}: {id_column} '{df[id_column].iloc[row]}', expected"
+            f" {expected[row]} (the id {order} in order)"
         )
-    if stem == "solution":
-        df["Label"] = _check_labels(df["Label"], name)
     return df
 
 
-def check_class_counts(labels: np.ndarray, folds: int) -> None:
-    """Every digit needs a row in each of `folds` stratified folds (UserError, not sklearn's
+def read_layout(data_dir: Path, labels: np.ndarray, test_ids, n_test: int) -> Layout:
+    """The submission's columns and ids (from sample_submission.csv, else test.csv's id column,
+    else Digit Recognizer's ImageId 1..N) and the classes (the training labels' values)."""
+    ids = None if test_ids is None else test_ids.to_numpy()
+    sample = _load_id_label_csv(data_dir, "sample_submission", ids, n_test)
+    if sample is not None:
+        id_column, label_column = sample.columns
+    elif test_ids is not None:
+        id_column, label_column = test_ids.name, "label"
+    else:
+        id_column, label_column = DIGIT_RECOGNIZER
+    return Layout(
+        id_column=str(id_column),
+        label_column=str(label_column),
+        test_ids=np.arange(1, n_test + 1) if ids is None else ids,
+        classes=np.unique(labels),
+    )
+
+
+def check_class_counts(data: Digits, folds: int) -> None:
+    """Every class needs a row in each of `folds` stratified folds (UserError, not sklearn's
     warning, when one has fewer)."""
-    classes, counts = np.unique(labels, return_counts=True)
+    counts = np.bincount(data.y_train, minlength=len(data.layout.classes))
     if folds and counts.min() < folds:
-        digit, n = classes[counts.argmin()], counts.min()
+        label, n = data.layout.classes[counts.argmin()], counts.min()
         raise UserError(
-            f"train.csv: digit {digit} has {n} row{'s' * int(n != 1)}, fewer than --folds {folds},"
-            f" so some folds would never see it; use --folds {max(2, n)} or fewer, or add rows"
-            " of that digit"
+            f"train.csv: label {label} has {n} row{'s' * int(n != 1)}, fewer than --folds"
+            f" {folds}, so some folds would never see it; use --folds {max(2, n)} or fewer, or"
+            " add rows of that label"
         )
 
 
@@ -244,15 +301,21 @@ def load_digits(data_dir: Path) -> Digits:
     """Read and validate everything in `data_dir`; raises UserError on any problem."""
     if not data_dir.is_dir():
         raise UserError(f"{show(data_dir)}: no such directory; {DOWNLOAD_HINT}")
-    x_train, y_train, source = load_train(data_dir)
-    x_test = load_test(data_dir)
-    sample = _load_id_label_csv(data_dir, "sample_submission", len(x_test))
-    solution = _load_id_label_csv(data_dir, "solution", len(x_test))
+    x_train, labels, source = load_train(data_dir)
+    x_test, test_ids = load_test(data_dir)
+    layout = read_layout(data_dir, labels, test_ids, len(x_test))
+    solution = _load_id_label_csv(data_dir, "solution", layout.test_ids, len(x_test))
+    test_labels = None
+    if solution is not None:
+        column = solution.columns[1]
+        values = _check_labels(solution[column], f"{_find(data_dir, 'solution', False)[1]}",
+                               layout.classes)  # fmt: skip
+        test_labels = np.searchsorted(layout.classes, values)
     return Digits(
         x_train=x_train,
-        y_train=y_train,
+        y_train=np.searchsorted(layout.classes, labels),
         x_test=x_test,
-        test_labels=None if solution is None else solution["Label"].to_numpy(),
-        sample_ids=None if sample is None else sample["ImageId"].to_numpy(),
+        test_labels=test_labels,
+        layout=layout,
         source=source,
     )

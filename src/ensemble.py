@@ -13,7 +13,7 @@ PREDICT_BATCH = 1024  # inference only: large batches amortise per-step overhead
 
 
 def predict_proba(model: keras.Model, x: np.ndarray) -> np.ndarray:
-    """Class probabilities (N, 10) for raw uint8 images."""
+    """Class probabilities (N, classes) for raw uint8 images."""
     return model.predict(x.astype("float32"), batch_size=PREDICT_BATCH, verbose=0)
 
 
@@ -29,19 +29,15 @@ def accuracy(labels: np.ndarray, proba: np.ndarray) -> float:
     return float(np.mean(proba.argmax(axis=1) == labels))
 
 
-def save_ensemble(
-    path: Path,
-    oof: np.ndarray | None,
-    test_proba: np.ndarray,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-) -> None:
-    """ensemble.npz: the probabilities, the labels, and the out-of-fold mistakes' images.
+def save_ensemble(path: Path, oof: np.ndarray | None, test_proba: np.ndarray, data) -> None:
+    """ensemble.npz: the probabilities, the labels (class indices), the layout (classes, test
+    ids, submission columns), and the out-of-fold mistakes' images.
 
     The mistakes are ordered most confident first; with them the report needs no data files.
     Without folds (`oof` None) there are no out-of-fold probabilities and no known mistakes.
     """
-    arrays = {"test_proba": test_proba, "y_train": y_train}
+    x_train, y_train = data.x_train, data.y_train
+    arrays = {"test_proba": test_proba, "y_train": y_train, **data.layout.arrays()}
     wrong = np.empty(0, dtype=np.int64)
     if oof is not None:
         arrays["oof_proba"] = oof

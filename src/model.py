@@ -10,7 +10,6 @@ import keras
 from keras import layers
 
 IMAGE_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
 
 
 def _conv_bn(x, filters: int, kernel: int, params: dict, strides: int = 1, padding="valid"):
@@ -64,10 +63,10 @@ def _cnn_body(x, params: dict):
 ARCHITECTURES = {"seed": _seed_body, "cnn": _cnn_body}
 
 
-def build_model(params: dict) -> keras.Model:
+def build_model(params: dict, num_classes: int = 10) -> keras.Model:
     """Return an uncompiled model mapping raw 0..255 pixels (28x28x1) to class probabilities."""
     inputs = keras.Input(IMAGE_SHAPE)
     x = layers.Rescaling(1 / 255)(inputs)  # raw pixels in: no preprocessing to forget at predict
     x = ARCHITECTURES[params["model"]](x, params)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=params["model"])

@@ -78,13 +78,17 @@ def search_worker(cfg: Config, data) -> None:
 def run(cfg: Config, command: str = "") -> None:
     """Validate the data, train the folds, ensemble them, write and check the submission."""
     start = time.perf_counter()
+    if cfg.notebook:
+        print(f"kaggle notebook ({cfg.notebook}): data from {show(cfg.data_dir)}, runs in"
+              f" {show(cfg.runs_dir)}, submission to"
+              f" {show(cfg.submissions_dir / 'submission.csv')}", flush=True)  # fmt: skip
     data = load_digits(cfg.data_dir)  # everything the user can get wrong fails here, first
     print(
         f"data: {len(data.y_train)} training images from {data.source},"
         f" {len(data.x_test)} test images",
         flush=True,
     )
-    check_class_counts(data.y_train, cfg.folds)
+    check_class_counts(data, cfg.folds)
     check_outputs(cfg)
     # TensorFlow loads only once the data are known to be good: bad input fails in a second.
     from src.quiet import import_keras
@@ -128,8 +132,8 @@ def finish(cfg: Config, data, results, full_fits, command: str, start: float,
     from src import cv
     from src import summary as summaries
     from src.ensemble import accuracy, average_predictions, save_ensemble
-    from src.kaggle_submit import submit
     from src.report import build_report
+    from src.review import submit_and_record
     from src.submission import (
         check_submission,
         compare_with_previous,
@@ -140,9 +144,9 @@ def finish(cfg: Config, data, results, full_fits, command: str, start: float,
 
     oof = cv.out_of_fold(results, len(data.y_train)) if results else None  # None: --folds 0
     test_proba = average_predictions([m.test_proba for m in full_fits or results])
-    save_ensemble(cfg.run_dir / "ensemble.npz", oof, test_proba, data.x_train, data.y_train)
-    sub = make_submission(test_proba.argmax(axis=1))
-    check_submission(sub, len(data.x_test), data.sample_ids)
+    save_ensemble(cfg.run_dir / "ensemble.npz", oof, test_proba, data)
+    sub = make_submission(test_proba.argmax(axis=1), data.layout)
+    check_submission(sub, data.layout)
     path = cfg.submissions_dir / "submission.csv"
     diff = compare_with_previous(sub, path)  # before it is replaced
     write_submission(sub, path, copies=[cfg.submissions_dir / f"{cfg.run_name}.csv"])
@@ -163,4 +167,4 @@ def finish(cfg: Config, data, results, full_fits, command: str, start: float,
     )
     print(f"report: {show(page)}  (built in {report_seconds:.1f} s)")
     if cfg.submit:
-        submit(path, message, cfg.competition)
+        submit_and_record(cfg, message)

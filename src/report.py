@@ -51,19 +51,24 @@ def _load(run_dir: Path) -> dict:
 
 def make_figures(run: dict, run_dir: Path) -> dict[str, str]:
     """Write the report's PNGs; returns {figure: file name}."""
-    labels = run["y_train"]
+    # Class indices to the competition's labels (a run from before layouts: digits 0..9).
+    classes = run.get("classes", np.arange(run["test_proba"].shape[1]))
+    labels = classes[run["y_train"]]
     figures = {
         "learning_curves": report_figures.learning_curves(
             run["histories"], run_dir / "report_learning_curves.png"
         ),
         "test_classes": report_figures.class_distribution(
-            run["test_proba"].argmax(axis=1), labels, run_dir / "report_test_classes.png"
-        ),
+            classes[run["test_proba"].argmax(axis=1)],
+            labels,
+            classes,
+            run_dir / "report_test_classes.png",
+        ),  # fmt: skip
     }
     if "oof_proba" not in run:  # --folds 0: no out-of-fold predictions to judge
         return figures
     oof = run["oof_proba"]
-    predicted = oof.argmax(axis=1)
+    predicted = classes[oof.argmax(axis=1)]
     rows = run["wrong_rows"][:GALLERY]
     figures["confusion_matrix"] = report_figures.confusion_matrix(
         labels, predicted, run_dir / "report_confusion_matrix.png"
@@ -106,6 +111,22 @@ def _errors(run: dict, figures: dict[str, str]) -> list[str]:
     ]
 
 
+def _kaggle(entry: dict | None) -> list[str]:
+    """What Kaggle said of the run's submission, if it was submitted."""
+    if not entry:
+        return []
+    esc = html.escape
+    public, private = entry.get("public_score"), entry.get("private_score")
+    score = "not scored yet" if public is None else f"public score <b>{public:.5f}</b>"
+    if private is not None:
+        score += f", private score {private:.5f}"
+    if entry.get("status") == "failed":
+        score = "Kaggle could not score it"
+    sent = f"submitted {esc(entry['submitted'])} as <code>{esc(entry['file'])}</code>"
+    return [f"<p>Kaggle ({esc(entry['competition'])}): {sent}, “{esc(entry['message'])}”:"
+            f" {score}.</p>"]  # fmt: skip
+
+
 def render(run: dict, figures: dict[str, str], run_dir: Path) -> str:
     """The page: headline numbers, fold table, figures, study, command and config."""
     s = run["summary"]
@@ -125,6 +146,7 @@ def render(run: dict, figures: dict[str, str], run_dir: Path) -> str:
             [[oof, test, f"{s['seconds']:.0f} s", s.get("submission", "")]],
         ),
         f"<p>Submission check: {esc(describe_diff(s.get('previous_diff')))}.</p>",
+        *_kaggle(s.get("kaggle")),
         *(["<h2>Folds</h2>", folds,
            f"<p>The submission averages {esc(ensemble_of(s))}; the folds' out-of-fold accuracy"
            " estimates one model's accuracy on unseen digits.</p>"] if s["folds"] else

@@ -87,16 +87,17 @@ def wrong_gallery(
     return save_png(fig, path)
 
 
-def class_distribution(predicted: np.ndarray, train_labels: np.ndarray, path: Path) -> str:
-    """Share of each digit among the test predictions, beside its share in train.csv."""
-    classes = np.arange(10)
-    test_share = np.bincount(predicted, minlength=10) / len(predicted)
-    train_share = np.bincount(train_labels, minlength=10) / len(train_labels)
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.bar(classes - 0.2, test_share, width=0.4, label="test predictions")
-    ax.bar(classes + 0.2, train_share, width=0.4, label="train.csv labels", alpha=0.6)
-    ax.set_xticks(classes)
-    ax.set_xlabel("digit")
+def class_distribution(predicted: np.ndarray, train_labels: np.ndarray, classes: np.ndarray,
+                       path: Path) -> str:  # fmt: skip
+    """Share of each class among the test predictions, beside its share in train.csv."""
+    test_share = np.array([np.mean(predicted == c) for c in classes])
+    train_share = np.array([np.mean(train_labels == c) for c in classes])
+    at = np.arange(len(classes))
+    fig, ax = plt.subplots(figsize=(max(8, 0.35 * len(classes)), 3.5))
+    ax.bar(at - 0.2, test_share, width=0.4, label="test predictions")
+    ax.bar(at + 0.2, train_share, width=0.4, label="train.csv labels", alpha=0.6)
+    ax.set_xticks(at, [str(c) for c in classes])
+    ax.set_xlabel("label")
     ax.set_ylabel("share")
     ax.legend()
     ax.set_title("class distribution of the test predictions")

@@ -62,7 +62,7 @@ class SequentialEngine(Engine):
         val = None
         if job.val_rows is not None:
             val = (x[job.val_rows].astype("float32"), y[job.val_rows])
-        model = build_model(self.params)
+        model = build_model(self.params, len(self.data.layout.classes))
         start = time.perf_counter()
         history = fit_model(
             model,

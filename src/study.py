@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 
 import optuna
+import sqlalchemy
 
 from src.config import Config
 from src.errors import UserError
@@ -89,6 +90,12 @@ def open_study(cfg: Config, create: bool, pruner: optuna.pruners.BasePruner | No
             study.enqueue_trial({k: v for k, v in default_params("cnn").items() if k in SPACE})
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=cfg.study, storage=storage, pruner=pruner)
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
+            reason = str(e.__cause__ or e.__context__ or e).splitlines()[0][:200]
+            raise UserError(
+                f"--storage {mask_password(cfg.storage_url)}: cannot write there ({reason}); the"
+                " search records its trials in it: give a writable storage"
+            ) from None
     study.sampler = optuna.samplers.TPESampler(seed=cfg.seed)  # reseeded per trial: draw_params
     return study
 

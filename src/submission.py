@@ -8,29 +8,35 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from src.data import CLASSES
+from src.data import DIGIT_RECOGNIZER, Layout
 from src.files import atomic_path, show
 
 COMPETITION = "digit-recognizer"
 
 
-def make_submission(labels: np.ndarray) -> pd.DataFrame:
-    """ImageId (1..N, in test.csv order) and predicted Label."""
-    return pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels.astype(int)})
+def digit_recognizer(n_test: int) -> Layout:
+    """Digit Recognizer's layout for n test images: ImageId 1..N, Label 0..9."""
+    return Layout(*DIGIT_RECOGNIZER, np.arange(1, n_test + 1), np.arange(10))
 
 
-def check_submission(sub: pd.DataFrame, n_test: int, sample_ids: np.ndarray | None) -> None:
-    """Raise ValueError unless `sub` is what Kaggle accepts for this test.csv."""
-    if list(sub.columns) != ["ImageId", "Label"]:
-        raise ValueError(f"submission columns {list(sub.columns)}, expected ImageId, Label")
-    if len(sub) != n_test:
-        raise ValueError(f"submission has {len(sub)} rows, test.csv has {n_test}")
-    if not np.array_equal(sub["ImageId"].to_numpy(), np.arange(1, n_test + 1)):
-        raise ValueError("submission ImageIds are not 1..N in test.csv order")
-    if sub["Label"].dtype.kind not in "iu" or not sub["Label"].isin(CLASSES).all():
+def make_submission(predicted: np.ndarray, layout: Layout) -> pd.DataFrame:
+    """The ids in test.csv's order and each image's predicted class (`predicted`: indices)."""
+    return pd.DataFrame({layout.id_column: layout.test_ids,
+                         layout.label_column: layout.classes[predicted].astype(int)})  # fmt: skip
+
+
+def check_submission(sub: pd.DataFrame, layout: Layout) -> None:
+    """Raise ValueError unless `sub` is what Kaggle accepts for this competition's test.csv."""
+    columns = [layout.id_column, layout.label_column]
+    if list(sub.columns) != columns:
+        raise ValueError(f"submission columns {list(sub.columns)}, expected {', '.join(columns)}")
+    if len(sub) != len(layout.test_ids):
+        raise ValueError(f"submission has {len(sub)} rows, test.csv has {len(layout.test_ids)}")
+    if not np.array_equal(sub[layout.id_column].to_numpy(), layout.test_ids):
+        raise ValueError(f"submission {layout.id_column}s are not test.csv's, in its order")
+    labels = sub[layout.label_column]
+    if labels.dtype.kind not in "iu" or not labels.isin(layout.classes).all():
         raise ValueError("submission labels must be integers among the training classes")
-    if sample_ids is not None and not np.array_equal(sub["ImageId"].to_numpy(), sample_ids):
-        raise ValueError("submission ImageIds differ from sample_submission.csv's")
 
 
 def compare_with_previous(sub: pd.DataFrame, path: Path) -> dict | None:
@@ -45,13 +51,18 @@ def compare_with_previous(sub: pd.DataFrame, path: Path) -> dict | None:
     twins = [p for p in path.parent.glob("*.csv") if p != path and _same_bytes(p, path)]
     if twins:  # the run-named copy tells which run wrote it
         previous += f" (= {max(twins, key=lambda p: p.stat().st_mtime).name})"
+    id_column, label_column = sub.columns
     try:
         old = pd.read_csv(path)
-        check_submission(old, len(sub), None)
+        if list(old.columns) != list(sub.columns):
+            raise ValueError(f"columns {','.join(old.columns)}, not {id_column},{label_column}")
+        if len(old) != len(sub) or not np.array_equal(old[id_column], sub[id_column]):
+            raise ValueError(f"other {id_column}s (another test set)")
     except (ValueError, pd.errors.ParserError) as e:
         return {"previous": previous, "reason": str(e).splitlines()[0]}
-    changed = sub["ImageId"][old["Label"].to_numpy() != sub["Label"].to_numpy()]
-    return {"previous": previous, "changed": len(changed), "image_ids": changed.tolist()}
+    changed = sub[id_column][old[label_column].to_numpy() != sub[label_column].to_numpy()]
+    return {"previous": previous, "changed": len(changed), "image_ids": changed.tolist(),
+            "id_column": id_column}  # fmt: skip
 
 
 def _same_bytes(a: Path, b: Path) -> bool:
@@ -67,7 +78,8 @@ def describe_diff(diff: dict | None) -> str:
     if not diff["changed"]:
         return f"same labels as {diff['previous']}"
     ids = ", ".join(map(str, diff["image_ids"][:20])) + (" ..." if diff["changed"] > 20 else "")
-    return f"{diff['changed']} labels changed against {diff['previous']} (ImageIds {ids})"
+    column = diff.get("id_column", "ImageId")
+    return f"{diff['changed']} labels changed against {diff['previous']} ({column}s {ids})"
 
 
 def write_submission(sub: pd.DataFrame, path: Path, copies: list[Path] = ()) -> None:

@@ -65,10 +65,15 @@ BAD_INPUTS = {
         frame_edit(lambda df: df.drop(columns="label")),
         ["train.csv", "no 'label' column"],
     ),
-    "label outside classes": (
+    "label not an integer": (
+        "train.csv",
+        line_edit(*set_cell(4, 0, "3.5")),
+        ["train.csv line 4, column label", "'3.5'", "not an integer class"],
+    ),
+    "stray label": (  # a typo makes a class of one row: it cannot be in every fold
         "train.csv",
         line_edit(*set_cell(4, 0, "10")),
-        ["train.csv line 4, column label", "'10'", "0..9"],
+        ["train.csv: label 10 has 1 row, fewer than --folds 2"],
     ),
     "pixel column missing": (
         "train.csv",
@@ -144,7 +149,7 @@ BAD_INPUTS = {
                 )
             )
         ),
-        ["train.csv: digit 3 has 1 row, fewer than --folds 2", "use --folds 2 or fewer"],
+        ["train.csv: label 3 has 1 row, fewer than --folds 2", "use --folds 2 or fewer"],
     ),
     "sample submission ids": (
         "sample_submission.csv",
@@ -225,7 +230,9 @@ def test_sample_loads_as_documented():
     assert data.x_train.shape == (8000, 28, 28, 1) and data.x_train.dtype == np.uint8
     assert data.x_test.shape == (2000, 28, 28, 1)
     assert set(np.unique(data.y_train)) == set(range(10))
-    assert len(data.test_labels) == 2000 and list(data.sample_ids[:3]) == [1, 2, 3]
+    assert len(data.test_labels) == 2000 and list(data.layout.test_ids[:3]) == [1, 2, 3]
+    assert (data.layout.id_column, data.layout.label_column) == ("ImageId", "Label")
+    assert list(data.layout.classes) == list(range(10))
     assert data.x_train.max() == 255 and data.x_train.min() == 0
 
 
@@ -272,4 +279,20 @@ def test_an_output_folder_that_cannot_be_made_is_refused_before_training(
     assert code == 2
     assert err.strip().splitlines() == [err.strip()]
     assert f"{flag} " in err and "is a file, not a folder" in err and "pick another" in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "subs").exists()
+
+
+def test_too_little_disk_is_refused_before_training(small_dir, tmp_path, capsys, monkeypatch):
+    from src import outputs
+
+    real = outputs.shutil.disk_usage
+    monkeypatch.setattr(outputs.shutil, "disk_usage",
+                        lambda p: real(p)._replace(free=12 * 2**20))  # 12 MB free  # fmt: skip
+    outputs_ = ["--runs-dir", str(tmp_path / "runs"), "--submissions-dir", str(tmp_path / "subs")]
+    argv = ["--data-dir", str(small_dir), "--folds", "2", "--full-fits", "1", "--trials", "0",
+            *outputs_]  # fmt: skip
+    code = run.main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().splitlines() == [err.strip()]
+    assert "--runs-dir" in err and "12 MB free, a run of 3 models needs about 35 MB" in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "subs").exists()

@@ -6,8 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from src.data import Layout
 from src.ensemble import accuracy, average_predictions
-from src.submission import check_submission, make_submission, submit_command, write_submission
+from src.submission import (
+    check_submission,
+    digit_recognizer,
+    make_submission,
+    submit_command,
+    write_submission,
+)
+
+
+def dr_submission(labels) -> pd.DataFrame:
+    """Digit Recognizer's submission for predicted digits (indices = digits there)."""
+    return make_submission(np.asarray(labels), digit_recognizer(len(labels)))
 
 
 def test_average_is_the_soft_vote_not_a_majority_vote():
@@ -35,30 +47,42 @@ def test_accuracy_counts_argmax_hits():
 
 
 def test_submission_format():
-    sub = make_submission(np.array([7, 2, 1]))
+    sub = dr_submission([7, 2, 1])
     assert list(sub.columns) == ["ImageId", "Label"]
     assert sub["ImageId"].tolist() == [1, 2, 3] and sub["Label"].tolist() == [7, 2, 1]
-    check_submission(sub, 3, np.array([1, 2, 3]))
+    check_submission(sub, digit_recognizer(3))
+
+
+def test_another_layout_maps_class_indices_to_its_labels_and_ids():
+    """Kannada-MNIST-like ids from 0, id,label columns; 24 letter classes with a gap at 9."""
+    letters = np.array([c for c in range(25) if c != 9])
+    layout = Layout("id", "label", np.array([0, 1, 2]), letters)
+    sub = make_submission(np.array([0, 9, 23]), layout)
+    assert list(sub.columns) == ["id", "label"]
+    assert sub["id"].tolist() == [0, 1, 2] and sub["label"].tolist() == [0, 10, 24]
+    check_submission(sub, layout)
+    with pytest.raises(ValueError, match="labels"):
+        check_submission(sub.assign(label=[0, 9, 24]), layout)  # 9 is no class here
 
 
 @pytest.mark.parametrize(
-    "sub, n, ids, match",
+    "sub, match",
     [
-        (make_submission(np.array([1, 2])), 3, None, "rows"),
-        (make_submission(np.array([1, 2, 3])).iloc[::-1], 3, None, "ImageIds"),
-        (make_submission(np.array([1, 2, 3])).assign(Label=[1, 2, 10]), 3, None, "labels"),
-        (make_submission(np.array([1, 2, 3])).assign(Label=[1.5, 2, 3]), 3, None, "labels"),
-        (make_submission(np.array([1, 2, 3])), 3, np.array([1, 2, 4]), "sample_submission"),
-        (make_submission(np.array([1, 2, 3])).rename(columns={"Label": "label"}), 3, None, "col"),
+        (dr_submission([1, 2]), "rows"),
+        (dr_submission([1, 2, 3]).iloc[::-1], "ImageIds are not test.csv's"),
+        (dr_submission([1, 2, 3]).assign(Label=[1, 2, 10]), "labels"),
+        (dr_submission([1, 2, 3]).assign(Label=[1.5, 2, 3]), "labels"),
+        (dr_submission([1, 2, 3]).assign(ImageId=[1, 2, 4]), "ImageIds are not test.csv's"),
+        (dr_submission([1, 2, 3]).rename(columns={"Label": "label"}), "col"),
     ],
 )
-def test_check_rejects_what_kaggle_would(sub, n, ids, match):
+def test_check_rejects_what_kaggle_would(sub, match):
     with pytest.raises(ValueError, match=match):
-        check_submission(sub, n, ids)
+        check_submission(sub, digit_recognizer(3))
 
 
 def test_write_is_atomic_and_copies_match(tmp_path):
-    sub = make_submission(np.arange(10) % 10)
+    sub = dr_submission(np.arange(10) % 10)
     main, copy = tmp_path / "subs" / "submission.csv", tmp_path / "subs" / "run-1.csv"
     write_submission(sub, main, copies=[copy])
     assert main.read_bytes() == copy.read_bytes()
@@ -77,7 +101,7 @@ def test_failed_write_leaves_previous_file(tmp_path):
             raise OSError("disk full")
 
     with pytest.raises(OSError):
-        write_submission(Broken(make_submission(np.array([1]))), path)
+        write_submission(Broken(dr_submission([1])), path)
     assert path.read_text() == "previous\n"
     assert [p.name for p in tmp_path.iterdir()] == ["submission.csv"]
 

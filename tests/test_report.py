@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from conftest import Runner, write_slice
-from src.submission import compare_with_previous, make_submission
+from src.submission import compare_with_previous, digit_recognizer, make_submission
 
 TINY = ["--folds", "2", "--epochs", "2", "--trials", "0", "--seed", "7", "--full-fits", "1"]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -125,17 +125,18 @@ def test_report_of_a_missing_run_is_one_line_exit_2(finished, capsys):
 
 def test_diff_counts_changed_labels(tmp_path):
     labels = np.array([1, 2, 3, 4, 5, 6, 7, 8])
-    old = make_submission(labels)
+    old = make_submission(labels, digit_recognizer(8))
     path = tmp_path / "submission.csv"
     old.to_csv(path, index=False)
     shutil.copyfile(path, tmp_path / "run-a.csv")
     new_labels = labels.copy()
     new_labels[[1, 6]] = [9, 0]  # ImageIds 2 and 7
-    diff = compare_with_previous(make_submission(new_labels), path)
+    diff = compare_with_previous(make_submission(new_labels, digit_recognizer(8)), path)
     assert (diff["changed"], diff["image_ids"]) == (2, [2, 7])
     assert "run-a.csv" in diff["previous"]  # names the run that wrote it
     assert compare_with_previous(old, path)["changed"] == 0
-    assert compare_with_previous(make_submission(labels[:5]), path)["reason"]  # other test set
+    other = make_submission(labels[:5], digit_recognizer(5))
+    assert compare_with_previous(other, path)["reason"]  # another test set
     assert compare_with_previous(old, tmp_path / "none.csv") is None
 
 

@@ -257,3 +257,16 @@ def test_trials_is_the_studys_total_and_max_trials_its_old_name(capsys):
     with pytest.raises(SystemExit) as exit_:
         run.parse_args(["--search-only", "--trials", "0"])
     assert exit_.value.code == 2 and "--search-only" in capsys.readouterr().err
+
+
+def test_a_read_only_storage_is_one_line_before_any_trial(tmp_path, small_dir, capsys):
+    db = tmp_path / "ro.db"
+    optuna.create_study(study_name="other", storage=f"sqlite:///{db}")  # tables exist
+    read_only = f"sqlite:///file:{db}?mode=ro&uri=true"
+    runner = Runner(tmp_path, capsys)
+    code, _, err = runner("--data-dir", str(small_dir), *TINY, "--trials", "2", "--storage",
+                          read_only, "--run-name", "never")  # fmt: skip
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()]
+    assert "cannot write there" in err and "readonly" in err
+    assert not (runner.runs / "never").exists()
