@@ -157,3 +157,42 @@ def test_a_run_killed_mid_training_resumes_to_the_same_submission(
     b = np.load(tmp_path / "runs" / "whole" / "ensemble.npz")
     np.testing.assert_array_equal(a["oof_proba"], b["oof_proba"])
     assert not list((tmp_path / "runs").rglob(".*tmp*")), "temporary files left behind"
+
+
+def test_the_plateau_schedule_lowers_each_models_rate_as_keras_does():
+    """The batched engine's host-side ReduceLROnPlateau, per model, against Keras's own callback
+    fed the same validation accuracies (no training needed: the decisions are the point)."""
+    import keras
+
+    from src.batched import BatchedEngine
+    from src.jobs import Job
+    from src.params import default_params
+
+    params = {**default_params("cnn"), "schedule": "plateau", "learning_rate": 1e-3}
+    accuracies = [0.5, 0.6, 0.6, 0.60005, 0.6, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7]
+    # Keras: the callback of src/train.py, on a compiled model
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    callback = keras.callbacks.ReduceLROnPlateau(  # src/train.py's, whose "auto" is max there
+        monitor="val_accuracy", mode="max", patience=3, factor=0.5, min_lr=1e-5
+    )
+    callback.set_model(model)
+    keras_rates = []
+    for epoch, acc in enumerate(accuracies):
+        callback.on_epoch_end(epoch, {"val_accuracy": acc})
+        keras_rates.append(float(np.asarray(model.optimizer.learning_rate)))
+    # the batched engine's bookkeeping, for one validated model
+    engine = BatchedEngine(params, None, epochs=len(accuracies), patience=99, augment="none")
+    engine.jobs, engine.n_val = [Job("fold_1", np.arange(2), np.arange(2), 0)], 1
+    host = {"active": np.ones(1, bool), "lr": np.full(1, 1e-3, np.float32),
+            "plateau_best": np.full(1, -np.inf), "plateau_wait": np.zeros(1, np.int64),
+            "wait": np.zeros(1, np.int64), "best_loss": np.full(1, np.inf, np.float32),
+            "history": [{}]}  # fmt: skip
+    rates = []
+    for epoch, acc in enumerate(accuracies):
+        metrics = {"loss": [1.0], "accuracy": [acc], "val_loss": [1.0], "val_accuracy": [acc],
+                   "learning_rate": host["lr"].copy(), "improved": [epoch == 0]}  # fmt: skip
+        engine._after_epoch(epoch, metrics, host, None)
+        rates.append(float(host["lr"][0]))
+    assert rates == pytest.approx(keras_rates, rel=1e-6)
+    assert rates[-1] < rates[5] < rates[0]  # it did lower the rate, twice at least
