@@ -23,23 +23,26 @@ from src.config import ROOT
 
 JAX_ENV = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT),
            "PYTHONUNBUFFERED": "1"}  # fmt: skip
-FLAGS = ["--folds", "2", "--epochs", "6", "--full-fits", "0", "--trials", "0", "--seed", "3",
+FLAGS = ["--folds", "2", "--epochs", "5", "--full-fits", "0", "--trials", "0", "--seed", "3",
          "--engine", "batched"]  # fmt: skip
+CHECKS = ("steps", "scan_epoch", "orders", "early_stopping")  # tests/jax_checks.py
 
 
-def jax_check(name: str) -> dict:
+@pytest.fixture(scope="module")
+def checked() -> dict:
+    """Every engine check of tests/jax_checks.py, run in one JAX process."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "jax_checks.py"), name],
-        env=JAX_ENV, cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [sys.executable, str(ROOT / "tests" / "jax_checks.py"), *CHECKS],
+        env=JAX_ENV, cwd=ROOT, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_a_vmapped_step_is_keras_own_train_step():
+def test_a_vmapped_step_is_keras_own_train_step(checked):
     """From the same weights and batches, four vmapped steps land where Keras's train_on_batch
     lands (dropout, BatchNorm and RandomWarp included), and a twin stays a twin."""
-    r = jax_check("steps")
+    r = checked["steps"]
     assert r["moved"] > 1e-3  # the steps changed the weights
     assert r["max_abs_diff"] < 5e-5 * r["weight_scale"]  # float rounding, not another update
     assert r["max_abs_diff"] < 0.02 * r["moved"]
@@ -47,24 +50,24 @@ def test_a_vmapped_step_is_keras_own_train_step():
     assert r["other_diff"] > 0.01  # another seed: other weights
 
 
-def test_an_epoch_as_one_scan_equals_step_by_step_calls():
+def test_an_epoch_as_one_scan_equals_step_by_step_calls(checked):
     """The GPU runs an epoch as one lax.scan, the CPU step by step: same models either way."""
-    r = jax_check("scan_epoch")
-    assert r["steps"] == [5, 4, 5]
+    r = checked["scan_epoch"]
+    assert r["steps"] == [3, 2, 3]
     assert r["moved"] > 1e-3
     assert r["max_abs_diff"] < 0.1 * r["moved"]  # not another batch, rate or mask
     assert r["loss_diff"] < 1e-3
     assert r["stopped_unchanged"]
 
 
-def test_each_fold_model_trains_only_on_its_own_rows():
-    r = jax_check("orders")
+def test_each_fold_model_trains_only_on_its_own_rows(checked):
+    r = checked["orders"]
     assert r == {"subset": True, "covers": True, "steps_ok": True, "reshuffled": True,
                  "models_differ": True}  # fmt: skip
 
 
-def test_early_stopping_hands_back_the_best_epoch():
-    r = jax_check("early_stopping")
+def test_early_stopping_hands_back_the_best_epoch(checked):
+    r = checked["early_stopping"]
     fold, full = r["fold_1"], r["full_1"]
     losses = fold["val_loss"]
     assert fold["best_epoch"] == int(np.argmin(losses)) + 1 == 1  # shuffled labels: first best
@@ -110,7 +113,7 @@ def test_batched_run_trains_every_fold_and_says_so(uninterrupted, data_dir):
     assert summary["oof_accuracy"] > 0.6  # chance is 0.1
     for fold in (1, 2):
         history = json.loads((run / f"fold_{fold}" / "history.json").read_text())
-        assert len(history["val_loss"]) == 6
+        assert len(history["val_loss"]) == 5
     sub = pd.read_csv(out / "subs" / "submission.csv")
     truth = pd.read_csv(data_dir / "solution.csv")["Label"]
     assert (sub["Label"] == truth).mean() > 0.6
@@ -149,7 +152,7 @@ def test_a_run_killed_mid_training_resumes_to_the_same_submission(
     log = finish(run_py(data_dir, tmp_path, "--run-name", "whole"))
     assert "batched: resumed at epoch" in log
     resumed_at = int(log.split("batched: resumed at epoch ")[1].split()[0])
-    assert log.count("epoch 1/6 ") == 0 and resumed_at >= 2  # finished epochs not redone
+    assert log.count("epoch 1/5 ") == 0 and resumed_at >= 2  # finished epochs not redone
     assert (tmp_path / "subs" / "submission.csv").read_bytes() == (
         whole / "subs" / "submission.csv"
     ).read_bytes()

@@ -131,11 +131,11 @@ def test_aggressive_pruner_prunes_and_steps_continue_across_folds(tmp_path, smal
 def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path, small_dir, monkeypatch):
     real, calls = sequential.build_model, []
 
-    def out_of_memory_once(params):
+    def out_of_memory_once(params, *args):
         calls.append(params)
         if len(calls) == 1:
             raise MemoryError("simulated: this configuration does not fit")
-        return real(params)
+        return real(params, *args)
 
     monkeypatch.setattr(sequential, "build_model", out_of_memory_once)
     cfg = search_config(tmp_path, small_dir, study_name="fail", trials=2, search_epochs=1)
