@@ -4,11 +4,12 @@
 
 A reference run (2 folds + 2 full fits, 3 epochs, `--deterministic`) is timed first. Then the
 same command, under another run name, is killed with SIGKILL after a random delay within the
-reference's wall time, rerun, killed again, and so on `--kills` times, then left to finish.
+reference's wall time and rerun, again and again until it finishes; then another run, until
+`--kills` kills have landed.
 Checked: its submission is byte-identical to the reference's; no temporary file is left; a
 previous `submission.csv` is intact after every kill; a model finished before a kill is never
 trained again. Each kill's stage (which models were complete) is printed. Ends with
-`RESULT kills=... identical=... temporary_files=... previous_intact=... retrained=...`.
+`RESULT kills=... runs=... identical=... temporary_files=... previous_intact=... retrained=...`.
 tests/test_resume.py kills at three chosen stages in CI.
 """
 
@@ -63,14 +64,16 @@ def main() -> None:
         expected = (out / "subs" / "reference.csv").read_bytes()
         previous = out / "subs" / "submission.csv"
         before = previous.read_bytes()  # the reference's, now the "previous submission"
-        run = out / "runs" / "killed"
-        intact, retrained, kills = True, 0, 0
+        intact, retrained, kills, identical, runs = True, 0, 0, True, 0
         print(f"reference: {wall:.0f} s", flush=True)
-        while True:
-            done = finished_models(run)
-            proc = subprocess.Popen(command(data, out, "killed", 11), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)  # fmt: skip
-            if kills < a.kills:
+        while kills < a.kills:  # each round: a new run, killed until it gets to finish
+            runs += 1
+            name = f"killed-{runs}"
+            run = out / "runs" / name
+            while True:
+                done = finished_models(run)
+                quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+                proc = subprocess.Popen(command(data, out, name, 11), **quiet)
                 delay = rng.uniform(0, wall)
                 try:
                     proc.wait(timeout=delay)
@@ -80,19 +83,17 @@ def main() -> None:
                     kills += 1
                     now = finished_models(run)
                     stage = ", ".join(sorted(now)) or "no model complete"
-                    print(f"kill {kills} after {delay:.1f} s: {stage}", flush=True)
+                    print(f"kill {kills} ({name}) after {delay:.1f} s: {stage}", flush=True)
                     intact &= previous.read_bytes() == before
-                    retrained += sum(now.get(name) != mtime for name, mtime in done.items())
+                    retrained += sum(now.get(n) != m for n, m in done.items())
                     continue
-            else:
-                proc.wait()
-            if proc.returncode != 0:
-                sys.exit(f"the resumed run failed with exit code {proc.returncode}")
-            retrained += sum(finished_models(run).get(n) != m for n, m in done.items())
-            break
-        identical = (out / "subs" / "killed.csv").read_bytes() == expected
+                if proc.returncode != 0:
+                    sys.exit(f"{name} failed with exit code {proc.returncode}")
+                retrained += sum(finished_models(run).get(n) != m for n, m in done.items())
+                identical &= (out / "subs" / f"{name}.csv").read_bytes() == expected
+                break
         temporary = sum(".tmp" in path.name for path in out.rglob("*"))
-    print(f"RESULT kills={kills} identical={identical} temporary_files={temporary}"
+    print(f"RESULT kills={kills} runs={runs} identical={identical} temporary_files={temporary}"
           f" previous_intact={intact} retrained={retrained}")  # fmt: skip
 
 
