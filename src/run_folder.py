@@ -24,6 +24,7 @@ from src.errors import UserError
 from src.files import atomic_path, read_json, show, write_json
 
 PREDICTIONS = "predictions.npz"  # the completion marker of a model's folder
+MODEL = "model.keras"
 CHECKPOINT = "checkpoint.npz"  # the batched engine's state between epochs
 
 
@@ -97,7 +98,7 @@ def checkpoint(cfg: Config) -> Path:
 def save_model(out: Path, model, history: dict, meta_name: str, meta: dict,
                arrays: dict) -> None:  # fmt: skip
     """Model, history and metadata first; predictions.npz last, as the completion marker."""
-    with atomic_path(out / "model.keras") as tmp:
+    with atomic_path(out / MODEL) as tmp:
         model.save(tmp)
     write_json(out / "history.json", {k: [float(v) for v in vs] for k, vs in history.items()})
     write_json(out / meta_name, meta)
@@ -111,9 +112,9 @@ def load_model_files(
     """(arrays, metadata) of a model finished by an earlier run, or None if it did not finish.
 
     `expect`, `expect_meta`: the arrays predictions.npz and the keys the metadata must hold
-    (nothing more). A damaged folder (a truncated or foreign
-    predictions.npz, missing or broken metadata, a missing array) is reported in one line and
-    treated as unfinished: the model is trained again.
+    (nothing more). A damaged folder (a truncated or foreign predictions.npz, a missing or
+    truncated model.keras, missing or broken metadata, a missing array) is reported in one line
+    and treated as unfinished: the model is trained again.
     """
     if not (out / PREDICTIONS).exists():
         return None
@@ -125,6 +126,9 @@ def load_model_files(
             raise ValueError(f"{PREDICTIONS} holds {', '.join(arrays) or 'nothing'}")
         if not isinstance(meta, dict) or sorted(meta) != sorted(expect_meta):
             raise ValueError(f"{meta_name} is not this version's")
+        with zipfile.ZipFile(out / MODEL) as z:  # a .keras file is a zip: check every member
+            if z.testzip() is not None:
+                raise ValueError(f"{MODEL} fails its checksum")
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"── {show(out)}: damaged ({reason}); training it again", flush=True)

@@ -102,10 +102,14 @@ def test_a_damaged_model_folder_is_trained_again(reference, tmp_path, capsys):
     npz = run / "fold_1" / "predictions.npz"
     npz.write_bytes(npz.read_bytes()[:100])  # truncated, as a full disk or a bad copy leaves it
     (run / "full_2" / "fit.json").write_text("{")  # and a broken metadata file
+    keras_file = run / "full_1" / "model.keras"
+    keras_file.write_bytes(keras_file.read_bytes()[:-5000])  # and a truncated model
     code, out, err = runner("--data-dir", str(data), *FLAGS, "--run-name", "damaged")
     assert code == 0, err
-    assert "damaged" in out and "fold_1: damaged (" in out and "full_2: damaged (" in out
+    for name in ("fold_1", "full_1", "full_2"):
+        assert f"{name}: damaged (" in out
     assert "fold 1/2: train on" in out and "full fit 2/2: train on" in out
+    assert "full fit 1/2: train on" in out
     assert "fold 2/2: finished in an earlier run, skipped" in out
     assert (runner.subs / "damaged.csv").read_bytes() == reference[2]
 
