@@ -3,10 +3,7 @@
     python -m benchmarks.time_to_accuracy [--preset "--folds 0 --full-fits 1 --epochs 12"]
                                            [--default]
 
-`recipe`: the most copied Digit Recognizer notebook, as published: 2x Conv2D(32, 5x5) -> pool ->
-2x Conv2D(64, 3x3) -> pool -> Dense(256), dropout .25/.25/.5, RMSprop(1e-3),
-ReduceLROnPlateau(val_accuracy, patience 3, factor .5, min_lr 1e-5), Keras's
-ImageDataGenerator (rotation 10, zoom .1, shifts .1), batch 86, 30 epochs, one 90/10 split;
+`recipe`: the most copied Digit Recognizer notebook, as published (benchmarks/classic.py),
 trained here in this process on the sample's 8,000 digits and scored on its 2,000 test digits.
 `preset`: `python run.py --data-dir input/sample --trials 0 PRESET`, as a user runs it; the
 default preset is the quick submission: no folds, one model trained on all 8,000 rows for 12
@@ -15,9 +12,6 @@ epochs (the recipe trains one model on 7,200 and validates on 800).
 Wall times are whole: data loading to test predictions (the run.py ones include TensorFlow's
 start-up and writing the submission and report). Goals (issue 5): the preset reaches the
 recipe's accuracy in <= 50% of its time; the default 5-fold run beats the recipe's accuracy.
-On a GPU without TensorFlow (`KERAS_BACKEND=jax`), ImageDataGenerator does not exist: the recipe
-then augments with the same four transforms inside its model (`RandomWarp`; Keras's
-preprocessing layers measured 213 ms a step there on an H100, RandomWarp 5-10 ms).
 Ends with `RESULT recipe_acc=... recipe_s=... preset_acc=... preset_s=... time_ratio=...`.
 """
 
@@ -39,59 +33,15 @@ SAMPLE = ROOT / "input" / "sample"
 def recipe() -> tuple[float, float]:
     """Train the classic notebook's CNN as published; (sample test accuracy, wall seconds)."""
     start = time.perf_counter()
-    import keras
     import numpy as np
-    from keras import layers
-    from sklearn.model_selection import train_test_split
 
-    from src.augment import DEFAULTS as AUGMENT_DEFAULTS
-    from src.augment.warp import RandomWarp
+    from benchmarks.classic import fit_classic
     from src.data import load_digits
-    from src.train import BACKEND
+    from src.ensemble import predict_proba
 
     data = load_digits(SAMPLE)
-    x = data.x_train.astype("float32") / 255.0
-    x_train, x_val, y_train, y_val = train_test_split(
-        x, keras.utils.to_categorical(data.y_train, 10), test_size=0.1, random_state=2
-    )
-    keras.utils.set_random_seed(2)
-    idg = BACKEND == "tensorflow"
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        *([] if idg else [RandomWarp(AUGMENT_DEFAULTS, seed=2)]),
-        layers.Conv2D(32, 5, padding="same", activation="relu"),
-        layers.Conv2D(32, 5, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Dropout(0.25),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2, strides=2),
-        layers.Dropout(0.25),
-        layers.Flatten(),
-        layers.Dense(256, activation="relu"),
-        layers.Dropout(0.5),
-        layers.Dense(10, activation="softmax"),
-    ])  # fmt: skip
-    model.compile(optimizer=keras.optimizers.RMSprop(1e-3, rho=0.9, epsilon=1e-8),
-                  loss="categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
-    plateau = keras.callbacks.ReduceLROnPlateau(
-        monitor="val_accuracy", patience=3, verbose=0, factor=0.5, min_lr=1e-5
-    )
-    # The notebook's steps_per_epoch=len(x)//86 (Keras 2's endless generator) would, in Keras 3,
-    # leave every other epoch nearly empty (the flow is not restarted); one pass per epoch is
-    # what the notebook trained.
-    if idg:
-        import tensorflow as tf
-
-        datagen = tf.keras.preprocessing.image.ImageDataGenerator(
-            rotation_range=10, zoom_range=0.1, width_shift_range=0.1, height_shift_range=0.1
-        )
-        train = {"x": datagen.flow(x_train, y_train, batch_size=86)}
-    else:
-        train = {"x": x_train, "y": y_train, "batch_size": 86, "shuffle": True}
-    model.fit(**train, epochs=30, validation_data=(x_val, y_val), callbacks=[plateau],
-              verbose=2)  # fmt: skip
-    proba = model.predict(data.x_test.astype("float32") / 255.0, verbose=0)
+    model = fit_classic(data.x_train, data.y_train, seed=2)
+    proba = predict_proba(model, data.x_test)
     acc = float(np.mean(proba.argmax(axis=1) == data.test_labels))
     return acc, time.perf_counter() - start
 

@@ -1,0 +1,163 @@
+"""Training recipes ranked by cross-validation over every digit the repository has.
+
+    python -m benchmarks.cross_validation [--folds 5] [--repeats 1] [--seed 0] [--rows N] \
+        [--no-classic] [NAME="RUN.PY FLAGS" ...]
+
+The bundled sample's 8,000 training digits and its 2,000 answer-keyed test digits, 10,000 in
+all, are split by (repeated) stratified k-fold. On each split every recipe trains on the other
+folds and is scored on each digit of the fold it never saw, so each repetition scores it on all
+10,000 digits: five times as many as the sample's answer key, so √5 less binomial noise. All
+recipes see the same splits, one after another in one process, and each recipe's wall time per
+split (training and predicting, no start-up) is kept.
+
+Recipes:
+- `classic`: the most copied public notebook, as published (benchmarks/classic.py); it holds
+  back 10 % of its training rows for its plateau schedule, as the notebook does.
+- `NAME="FLAGS"`: what `python run.py --trials 0 FLAGS` trains, on the split's training rows
+  (`--folds`, `--full-fits`, `--epochs`, `--model`, `--set`, `--augment`, `--precision`,
+  `--engine`; the split moves `--seed`), predicting as its submission does. Without any: the
+  README's quick submission (`quick`) and one model of the default recipe, trained on every
+  row for all 30 epochs as the default run's full fits are (`default`).
+
+Prints a line per split and recipe, a table, and `RESULT name_acc=... name_s=... name_ratio=...`
+(the ratio: the recipe's mean time per split over the classic one's). Tables: benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "input" / "sample"
+QUICK = "--folds 0 --full-fits 1 --epochs 12"  # the README's quick submission
+DEFAULT_RECIPES = {"quick": QUICK, "default": "--folds 0 --full-fits 1 --epochs 30"}
+
+
+def all_digits(rows: int | None, seed: int):
+    """The sample's training and answer-keyed test digits as one labelled set (a stratified
+    subset of `rows` of them if asked)."""
+    from dataclasses import replace
+
+    from sklearn.model_selection import train_test_split
+
+    from src.data import load_digits
+
+    data = load_digits(SAMPLE)
+    x = np.concatenate([data.x_train, data.x_test])
+    y = np.concatenate([data.y_train, data.test_labels])
+    if rows and rows < len(y):
+        x, _, y, _ = train_test_split(x, y, train_size=rows, stratify=y, random_state=seed)
+    empty = x[:0]
+    return replace(data, x_train=x, y_train=y, x_test=empty, test_labels=None)
+
+
+def project_recipe(flags: str):
+    """run.py's training flags -> a function (data, rows, seed) -> predict(x) -> probabilities.
+
+    The models are the ones `run.py FLAGS` trains on `rows`: its folds (each validated on its
+    own part of `rows`) and full fits, with the run's seed moved by the split's; the prediction
+    averages the full fits, or the folds' models when there are none, as the submission does.
+    """
+    from src.cli import parse_args
+    from src.cv import fold_jobs, full_fit_jobs
+    from src.engine import make_engine
+    from src.ensemble import average_predictions, predict_proba
+    from src.jobs import Job
+    from src.params import default_params
+    from src.train import configure_device
+
+    cfg = parse_args(["--data-dir", str(SAMPLE), "--trials", "0", *shlex.split(flags)])
+    params = {**default_params(cfg.model), **dict(cfg.overrides)}
+
+    def fit(data, rows: np.ndarray, seed: int):
+        configure_device(cfg.precision)
+        seed += cfg.seed
+        jobs = fold_jobs(data.y_train[rows], cfg.folds, seed) if cfg.folds else []
+        jobs += full_fit_jobs(len(rows), cfg.full_fits, seed)
+        jobs = [Job(j.name, rows[j.train_rows], None if j.val_rows is None else rows[j.val_rows],
+                    j.seed) for j in jobs]  # fmt: skip
+        engine = make_engine(cfg.engine, params, data, epochs=cfg.epochs, patience=cfg.patience,
+                             augment=cfg.augment, verbose=0, predict_test=False)  # fmt: skip
+        models = {}
+        engine.train(jobs, lambda trained: models.update({trained.job.name: trained.model}))
+        kept = [m for name, m in models.items() if name.startswith("full")] or list(
+            models.values()
+        )
+        return lambda x: average_predictions([predict_proba(m, x) for m in kept])
+
+    return fit
+
+
+def classic_recipe(data, rows: np.ndarray, seed: int):
+    """The classic notebook on `rows` -> predict(x) -> probabilities."""
+    from benchmarks.classic import fit_classic
+    from src.ensemble import predict_proba
+    from src.train import configure_device
+
+    configure_device("float32")  # as published
+    model = fit_classic(data.x_train[rows], data.y_train[rows], seed, verbose=0)
+    return lambda x: predict_proba(model, x)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("recipes", nargs="*", help='NAME="RUN.PY FLAGS" (see the module docstring)')
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=1, help="k-fold splits, each newly shuffled")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rows", type=int, default=None, help="a stratified subset (smoke runs)")
+    p.add_argument("--no-classic", action="store_true", help="leave the classic recipe out")
+    a = p.parse_args()
+    named = dict(text.split("=", 1) for text in a.recipes) if a.recipes else DEFAULT_RECIPES
+    print(f"command: python -m benchmarks.cross_validation --folds {a.folds} --repeats"
+          f" {a.repeats} --seed {a.seed}" + (f" --rows {a.rows}" if a.rows else "")
+          + ("".join(f" {k}={shlex.quote(v)}" for k, v in named.items()) if a.recipes else ""),
+          flush=True)  # fmt: skip
+
+    from src.quiet import import_keras
+
+    import_keras()
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    data = all_digits(a.rows, a.seed)
+    recipes = {} if a.no_classic else {"classic": classic_recipe}
+    recipes |= {name: project_recipe(flags) for name, flags in named.items()}
+    correct = {name: 0 for name in recipes}
+    seconds = {name: [] for name in recipes}
+    splits = RepeatedStratifiedKFold(n_splits=a.folds, n_repeats=a.repeats, random_state=a.seed)
+    print(f"{len(data.y_train)} digits, {a.folds} folds x {a.repeats} repeats,"
+          f" recipes: {', '.join(recipes)}", flush=True)  # fmt: skip
+    for split, (train_rows, held_out) in enumerate(splits.split(data.x_train, data.y_train)):
+        for name, fit in recipes.items():
+            start = time.perf_counter()
+            predict = fit(data, train_rows, a.seed + split)
+            proba = predict(data.x_train[held_out])
+            seconds[name].append(time.perf_counter() - start)
+            right = int(np.sum(proba.argmax(axis=1) == data.y_train[held_out]))
+            correct[name] += right
+            print(f"split {split + 1}/{a.folds * a.repeats} {name}:"
+                  f" {right / len(held_out):.4f} on {len(held_out)} unseen digits,"
+                  f" {seconds[name][-1]:.0f} s", flush=True)  # fmt: skip
+
+    scored = len(data.y_train) * a.repeats
+    base = np.mean(seconds["classic"]) if "classic" in seconds else None
+    print(f"\n| recipe | accuracy on {scored:,} unseen digits | s per split | time ratio |")
+    print("| --- | --- | --- | --- |")
+    result = "RESULT"
+    for name in recipes:
+        acc, mean_s = correct[name] / scored, float(np.mean(seconds[name]))
+        ratio = f"{mean_s / base:.2f}" if base else "-"
+        flags = named.get(name)
+        label = f"`{name}` ({flags})" if flags else f"`{name}`"
+        print(f"| {label} | {acc:.4f} | {mean_s:.0f} | {ratio} |")
+        result += f" {name}_acc={acc:.4f} {name}_s={mean_s:.0f} {name}_ratio={ratio}"
+    print(result)
+
+
+if __name__ == "__main__":
+    main()
