@@ -104,6 +104,31 @@ def classic_recipe(data, rows: np.ndarray, seed: int):
     return lambda x: predict_proba(model, x)
 
 
+def cross_validate(data, recipes: dict, folds: int, repeats: int, seed: int):
+    """Every recipe on the same repeated stratified splits of `data`'s digits, printing a line
+    per split; ({name: accuracy over every held-out digit}, {name: [seconds per split]})."""
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    correct = {name: 0 for name in recipes}
+    seconds = {name: [] for name in recipes}
+    splits = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    print(f"{len(data.y_train)} digits, {folds} folds x {repeats} repeats,"
+          f" recipes: {', '.join(recipes)}", flush=True)  # fmt: skip
+    for split, (train_rows, held_out) in enumerate(splits.split(data.x_train, data.y_train)):
+        for name, fit in recipes.items():
+            start = time.perf_counter()
+            predict = fit(data, train_rows, seed + split)
+            proba = predict(data.x_train[held_out])
+            seconds[name].append(time.perf_counter() - start)
+            right = int(np.sum(proba.argmax(axis=1) == data.y_train[held_out]))
+            correct[name] += right
+            print(f"split {split + 1}/{folds * repeats} {name}:"
+                  f" {right / len(held_out):.4f} on {len(held_out)} unseen digits,"
+                  f" {seconds[name][-1]:.0f} s", flush=True)  # fmt: skip
+    scored = len(data.y_train) * repeats
+    return {name: right / scored for name, right in correct.items()}, seconds
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("recipes", nargs="*", help='NAME="RUN.PY FLAGS" (see the module docstring)')
@@ -122,35 +147,17 @@ def main() -> None:
     from src.quiet import import_keras
 
     import_keras()
-    from sklearn.model_selection import RepeatedStratifiedKFold
-
     data = all_digits(a.rows, a.seed)
     recipes = {} if a.no_classic else {"classic": classic_recipe}
     recipes |= {name: project_recipe(flags) for name, flags in named.items()}
-    correct = {name: 0 for name in recipes}
-    seconds = {name: [] for name in recipes}
-    splits = RepeatedStratifiedKFold(n_splits=a.folds, n_repeats=a.repeats, random_state=a.seed)
-    print(f"{len(data.y_train)} digits, {a.folds} folds x {a.repeats} repeats,"
-          f" recipes: {', '.join(recipes)}", flush=True)  # fmt: skip
-    for split, (train_rows, held_out) in enumerate(splits.split(data.x_train, data.y_train)):
-        for name, fit in recipes.items():
-            start = time.perf_counter()
-            predict = fit(data, train_rows, a.seed + split)
-            proba = predict(data.x_train[held_out])
-            seconds[name].append(time.perf_counter() - start)
-            right = int(np.sum(proba.argmax(axis=1) == data.y_train[held_out]))
-            correct[name] += right
-            print(f"split {split + 1}/{a.folds * a.repeats} {name}:"
-                  f" {right / len(held_out):.4f} on {len(held_out)} unseen digits,"
-                  f" {seconds[name][-1]:.0f} s", flush=True)  # fmt: skip
-
+    accuracy, seconds = cross_validate(data, recipes, a.folds, a.repeats, a.seed)
     scored = len(data.y_train) * a.repeats
     base = np.mean(seconds["classic"]) if "classic" in seconds else None
     print(f"\n| recipe | accuracy on {scored:,} unseen digits | s per split | time ratio |")
     print("| --- | --- | --- | --- |")
     result = "RESULT"
     for name in recipes:
-        acc, mean_s = correct[name] / scored, float(np.mean(seconds[name]))
+        acc, mean_s = accuracy[name], float(np.mean(seconds[name]))
         ratio = f"{mean_s / base:.2f}" if base else "-"
         flags = named.get(name)
         label = f"`{name}` ({flags})" if flags else f"`{name}`"
