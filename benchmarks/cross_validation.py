@@ -56,12 +56,13 @@ def all_digits(rows: int | None, seed: int):
     return replace(data, x_train=x, y_train=y, x_test=empty, test_labels=None)
 
 
-def project_recipe(flags: str):
+def project_recipe(flags: str, params: dict | None = None):
     """run.py's training flags -> a function (data, rows, seed) -> predict(x) -> probabilities.
 
     The models are the ones `run.py FLAGS` trains on `rows`: its folds (each validated on its
     own part of `rows`) and full fits, with the run's seed moved by the split's; the prediction
     averages the full fits, or the folds' models when there are none, as the submission does.
+    `params`: hyperparameters to train with instead of the model's defaults (a study's trial).
     """
     from src.cli import parse_args
     from src.cv import fold_jobs, full_fit_jobs
@@ -72,7 +73,7 @@ def project_recipe(flags: str):
     from src.train import configure_device
 
     cfg = parse_args(["--data-dir", str(SAMPLE), "--trials", "0", *shlex.split(flags)])
-    params = {**default_params(cfg.model), **dict(cfg.overrides)}
+    params = {**(params or default_params(cfg.model)), **dict(cfg.overrides)}
 
     def fit(data, rows: np.ndarray, seed: int):
         configure_device(cfg.precision)
