@@ -19,7 +19,7 @@ full-data models, write and check a submission.
 
     python run.py --folds 5                                    # Kaggle's data in input/
     python run.py --data-dir input/sample --folds 5 --trials 0 # the bundled sample, no search
-    python run.py --folds 0 --full-fits 1 --epochs 12 --trials 0   # quick: one model, all rows
+    python run.py --folds 0 --full-fits 1 --epochs 18 --trials 0   # quick: one model, all rows
 
 Artifacts go to runs/<run-name>/ (the same --run-name resumes a run), the submission to
 submissions/submission.csv. README.md explains every flag with examples.
