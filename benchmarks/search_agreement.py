@@ -1,6 +1,6 @@
 """Does the search's ranking of its trials predict their cross-validated ranking?
 
-    python -m benchmarks.search_agreement [--trials 8] [--top 5] [--epochs 12] [--folds 5] \
+    python -m benchmarks.search_agreement [--trials 8] [--top 5] [--epochs 18] [--folds 5] \
         [--search "--search-folds 1 --search-epochs 10"] [--rows N]
 
 Runs the real search (`run.py --search-only --trials N SEARCH` on the sample's 8,000 training
@@ -57,7 +57,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=8)
     p.add_argument("--top", type=int, default=5, help="finished trials to cross-validate")
-    p.add_argument("--epochs", type=int, default=12, help="epochs of each cross-validated model")
+    p.add_argument("--epochs", type=int, default=18, help="epochs of each cross-validated model")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--search", default="--search-folds 1 --search-epochs 10",
