@@ -57,17 +57,21 @@ def all_digits(rows: int | None, seed: int):
 
 
 def project_recipe(flags: str, params: dict | None = None):
-    """run.py's training flags -> a function (data, rows, seed) -> predict(x) -> probabilities.
+    """run.py's training flags -> a function (data, rows, held_out, seed) -> probabilities for
+    the `held_out` rows.
 
     The models are the ones `run.py FLAGS` trains on `rows`: its folds (each validated on its
-    own part of `rows`) and full fits, with the run's seed moved by the split's; the prediction
-    averages the full fits, or the folds' models when there are none, as the submission does.
+    own part of `rows`) and full fits, with the run's seed moved by the split's; each predicts
+    the held-out rows as it finishes, as it would predict test.csv, and the prediction averages
+    the full fits, or the folds' models when there are none, as the submission does.
     `params`: hyperparameters to train with instead of the model's defaults (a study's trial).
     """
+    from dataclasses import replace
+
     from src.cli import parse_args
     from src.cv import fold_jobs, full_fit_jobs
     from src.engine import make_engine
-    from src.ensemble import average_predictions, predict_proba
+    from src.ensemble import average_predictions
     from src.jobs import Job
     from src.params import default_params
     from src.train import configure_device
@@ -75,34 +79,33 @@ def project_recipe(flags: str, params: dict | None = None):
     cfg = parse_args(["--data-dir", str(SAMPLE), "--trials", "0", *shlex.split(flags)])
     params = {**(params or default_params(cfg.model)), **dict(cfg.overrides)}
 
-    def fit(data, rows: np.ndarray, seed: int):
+    def fit(data, rows: np.ndarray, held_out: np.ndarray, seed: int) -> np.ndarray:
         configure_device(cfg.precision)
         seed += cfg.seed
         jobs = fold_jobs(data.y_train[rows], cfg.folds, seed) if cfg.folds else []
         jobs += full_fit_jobs(len(rows), cfg.full_fits, seed)
         jobs = [Job(j.name, rows[j.train_rows], None if j.val_rows is None else rows[j.val_rows],
                     j.seed) for j in jobs]  # fmt: skip
-        engine = make_engine(cfg.engine, params, data, epochs=cfg.epochs, patience=cfg.patience,
-                             augment=cfg.augment, verbose=0, predict_test=False)  # fmt: skip
-        models = {}
-        engine.train(jobs, lambda trained: models.update({trained.job.name: trained.model}))
-        kept = [m for name, m in models.items() if name.startswith("full")] or list(
-            models.values()
-        )
-        return lambda x: average_predictions([predict_proba(m, x) for m in kept])
+        split = replace(data, x_test=data.x_train[held_out])  # "test.csv": the unseen rows
+        engine = make_engine(cfg.engine, params, split, epochs=cfg.epochs, patience=cfg.patience,
+                             augment=cfg.augment, verbose=0)  # fmt: skip
+        probas = {}
+        engine.train(jobs, lambda trained: probas.update({trained.job.name: trained.test_proba}))
+        full = [p for name, p in probas.items() if name.startswith("full")]
+        return average_predictions(full or list(probas.values()))
 
     return fit
 
 
-def classic_recipe(data, rows: np.ndarray, seed: int):
-    """The classic notebook on `rows` -> predict(x) -> probabilities."""
+def classic_recipe(data, rows: np.ndarray, held_out: np.ndarray, seed: int) -> np.ndarray:
+    """The classic notebook trained on `rows`; its probabilities for the `held_out` rows."""
     from benchmarks.classic import fit_classic
     from src.ensemble import predict_proba
     from src.train import configure_device
 
     configure_device("float32")  # as published
     model = fit_classic(data.x_train[rows], data.y_train[rows], seed, verbose=0)
-    return lambda x: predict_proba(model, x)
+    return predict_proba(model, data.x_train[held_out])
 
 
 def cross_validate(data, recipes: dict, folds: int, repeats: int, seed: int):
@@ -118,8 +121,7 @@ def cross_validate(data, recipes: dict, folds: int, repeats: int, seed: int):
     for split, (train_rows, held_out) in enumerate(splits.split(data.x_train, data.y_train)):
         for name, fit in recipes.items():
             start = time.perf_counter()
-            predict = fit(data, train_rows, seed + split)
-            proba = predict(data.x_train[held_out])
+            proba = fit(data, train_rows, held_out, seed + split)
             seconds[name].append(time.perf_counter() - start)
             right = int(np.sum(proba.argmax(axis=1) == data.y_train[held_out]))
             correct[name] += right
