@@ -82,8 +82,8 @@ def submit_and_record(cfg: Config, message: str) -> None:
         print(f"not scored after {cfg.wait_timeout:g} s; `python run.py --scores` fetches the"
               " score later")  # fmt: skip
         return
-    entry = record(cfg.run_dir, {**entry, **scores_of(row)})
-    print(score_line(cfg.run_name, entry, read_json(cfg.run_dir / "summary.json")))
+    summary = record(cfg.run_dir, {**entry, **scores_of(row)})
+    print(score_line(cfg.run_name, summary["kaggle"], summary))
 
 
 def scores_of(row: dict) -> dict:
@@ -103,14 +103,15 @@ def scores_of(row: dict) -> dict:
 
 
 def record(run_dir: Path, entry: dict) -> dict:
-    """Store what Kaggle said under "kaggle" in summary.json and rebuild the page."""
+    """Store what Kaggle said under "kaggle" in summary.json and rebuild the page; the summary
+    as saved."""
     from src.report import build_report
 
     summary = read_json(run_dir / "summary.json")
     summary["kaggle"] = entry
     write_json(run_dir / "summary.json", summary)
     build_report(run_dir)
-    return entry
+    return summary
 
 
 def score_line(run_name: str, entry: dict, summary: dict) -> str:
@@ -152,5 +153,5 @@ def fetch_scores(cfg: Config) -> None:
         if row is None:
             print(f"{run_dir.name}: not among the submissions of {competition} that Kaggle lists")
             continue
-        entry = record(run_dir, {**entry, **scores_of(row)})
-        print(score_line(run_dir.name, entry, read_json(run_dir / "summary.json")))
+        summary = record(run_dir, {**entry, **scores_of(row)})
+        print(score_line(run_dir.name, summary["kaggle"], summary))

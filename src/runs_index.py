@@ -74,11 +74,11 @@ def show_runs(cfg: Config) -> None:
         print(f"runs: {show(cfg.runs_dir)} does not exist yet; a run creates it")
         return
     rows = rows_of(cfg.runs_dir)
-    widths = [max(len(c), *(len(table_row(r)[i]) for r in rows if len(table_row(r)) > i))
-              if rows else len(c) for i, c in enumerate(COLUMNS)]  # fmt: skip
+    lines = [table_row(r) for r in rows]
+    widths = [max([len(c), *(len(cells[i]) for cells in lines if len(cells) > i)])
+              for i, c in enumerate(COLUMNS)]  # fmt: skip
     print("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)))
-    for r in rows:
-        cells = table_row(r)
+    for cells in lines:
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)))
     page = write_index(cfg.runs_dir, rows)
     print(f"index: {show(page)}")
