@@ -67,13 +67,20 @@ class Objective:
         engine = make_engine(cfg.engine, params, self.data, epochs=cfg.search_epochs,
                              patience=cfg.patience, augment=cfg.augment, verbose=0,
                              predict_test=False)  # fmt: skip
-        scores = []
+        scores, losses = [], []
+
+        def record(trained) -> None:
+            scores.append(max(trained.history["val_accuracy"]))
+            losses.append(min(trained.history["val_loss"]))
+
         try:
-            engine.train(jobs, lambda t: scores.append(max(t.history["val_accuracy"])),
-                         on_epoch=pruning_hook(trial, cfg.search_epochs))  # fmt: skip
+            engine.train(jobs, record, on_epoch=pruning_hook(trial, cfg.search_epochs))
         finally:
             keras.backend.clear_session()  # free this trial's models before the next
             gc.collect()
+        # Per fold, for benchmarks/search_agreement to rank trials by other objectives.
+        trial.set_user_attr("fold_accuracy", [float(s) for s in scores])
+        trial.set_user_attr("fold_loss", [float(v) for v in losses])
         return float(np.mean(scores))
 
     def check_cap(self, trial: optuna.Trial) -> None:

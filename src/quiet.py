@@ -2,8 +2,9 @@
 
 TensorFlow's C++ side writes straight to file descriptor 2 while it loads and looks for a GPU:
 an absl notice, INFO lines (oneDNN, "Could not find cuda drivers") and, on a machine without a
-GPU, `E0000 ... failed call to cuInit`, which reads like a failure. `TF_CPP_MIN_LOG_LEVEL` no
-longer silences them (TensorFlow 2.21 logs through absl). While Keras loads and the backend
+GPU, `E0000 ... failed call to cuInit`, which reads like a failure (TensorFlow 2.19 adds errors
+about CUDA plugins registered twice). `TF_CPP_MIN_LOG_LEVEL` no longer silences them
+(TensorFlow 2.21 logs through absl). While Keras loads and the backend
 lists its devices, descriptor 2 goes to a temporary file; afterwards every line of it that is
 not such noise is written back, so real warnings and errors still show.
 """
@@ -17,12 +18,20 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# A native log record's head, in absl's format (TensorFlow 2.21: `E0000 00:00:1795.. 11586
+# file.cc:52] `) or TensorFlow's own (2.19, the Kaggle image's: `2026-11-26 16:36:02.141811: E
+# path/file.cc:51] `).
+HEAD = r"(?:{level}\d{{4}} [\d:.]+ +\d+ |\d{{4}}-\d\d-\d\d [\d:.]+: {level} )\S+\] "
+ANY, INFO = HEAD.format(level="[IWEF]"), HEAD.format(level="I")
 NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
-    r"|I\d{4} [\d:.]+ +\d+ \S+\] "  # absl INFO lines
-    r"|E\d{4} [\d:.]+ +\d+ cuda_platform\.cc:\d+\] failed call to cuInit)"
+    rf"|{INFO}"  # INFO lines
+    rf"|{ANY}(?:failed call to cuInit"  # no GPU on this machine
+    # TensorFlow 2.19's CUDA plugins, registered twice at import, and XLA's twin notice
+    r"|Unable to register cu\w+ factory: Attempting to register factory for plugin \w+ when"
+    r" one has already been registered|computation placer already registered))"
 )
-RECORD = re.compile(r"^([IWEF]\d{4} [\d:.]+ +\d+ \S+\] |WARNING: )")  # a new log record starts
+RECORD = re.compile(rf"^({ANY}|WARNING: )")  # a new log record starts
 
 
 @contextmanager

@@ -9,6 +9,7 @@ creation one worker at a time; the others then find the tables and go on.
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -31,6 +32,16 @@ def mask_password(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a SQLAlchemy URL: print nothing secret-looking
         return url.split("@")[-1] if "@" in url else url
+
+
+def with_driver(url: str) -> str:
+    """`url` with psycopg 3 named as the driver of a plain `postgresql://` URL when psycopg2 is
+    not installed: SQLAlchemy 2.1 picks psycopg 3 for it by itself, 2.0 (the Kaggle notebook
+    image's) looks for psycopg2."""
+    parsed = make_url(url)
+    if parsed.drivername != "postgresql" or importlib.util.find_spec("psycopg2") is not None:
+        return url
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
 @contextmanager
@@ -62,10 +73,11 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     is a UserError naming `--storage`, with the password masked.
     """
     try:
-        with schema_lock(url), warnings.catch_warnings():
+        driven = with_driver(url)
+        with schema_lock(driven), warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats
             return optuna.storages.RDBStorage(
-                url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+                driven, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
             )
     except Exception as e:  # bad URL, missing driver, unreachable server
         reason = str(e).splitlines()[0][:200].replace(url, mask_password(url))

@@ -12,7 +12,7 @@ from src.config import ROOT
 from src.quiet import native_log_filtered
 
 NOISE = ("I0000", "E0000", "cuInit", "oneDNN", "absl::InitializeLog", "cudart_stub",
-         "rebuild TensorFlow")  # fmt: skip
+         "rebuild TensorFlow", "Unable to register", "computation placer")  # fmt: skip
 
 
 def test_native_noise_is_dropped_and_everything_else_kept(capfd):
@@ -34,6 +34,32 @@ def test_native_noise_is_dropped_and_everything_else_kept(capfd):
     assert sorted(err.splitlines()) == [  # (under capfd Python's stderr is not descriptor 2)
         "E0000 00:00:1795691549.727998   11586 other.cc:1] a real error",
         "a Python warning",
+    ]
+
+
+def test_tensorflow_2_19s_own_log_format_is_filtered_too(capfd):
+    """The Kaggle image's TensorFlow 2.19 writes its own record heads and, at import, errors
+    about CUDA plugins registered twice: noise; its other errors and warnings are kept."""
+    records = [
+        b"2026-11-26 16:36:02.141811: I tensorflow/core/util/port.cc:153] oneDNN custom ops on.",
+        b"2026-11-26 16:36:02.179546: E external/local_xla/xla/stream_executor/cuda/cuda_fft.cc"
+        b":467] Unable to register cuFFT factory: Attempting to register factory for plugin"
+        b" cuFFT when one has already been registered",
+        b"E0000 00:00:1795710962.205265   14453 cuda_dnn.cc:8579] Unable to register cuDNN"
+        b" factory: Attempting to register factory for plugin cuDNN when one has already been"
+        b" registered",
+        b"W0000 00:00:1795710962.259896   14453 computation_placer.cc:177] computation placer"
+        b" already registered. Please check linkage.",
+        b"2026-11-26 16:36:06.891788: E external/local_xla/xla/stream_executor/cuda/"
+        b"cuda_platform.cc:51] failed call to cuInit: INTERNAL",
+        b"2026-11-26 16:36:07.000001: W tensorflow/core/x.cc:9] a real warning",
+    ]
+    with native_log_filtered():
+        for record in records:
+            os.write(2, record + b"\n")
+    err = capfd.readouterr().err
+    assert err.splitlines() == [
+        "2026-11-26 16:36:07.000001: W tensorflow/core/x.cc:9] a real warning"
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -126,6 +127,13 @@ def test_aggressive_pruner_prunes_and_steps_continue_across_folds(tmp_path, smal
     objective.run_trials(cfg, data, optuna.pruners.NopPruner())
     (trial,) = optuna.load_study(study_name="steps", storage=cfg.storage_url).trials
     assert sorted(trial.intermediate_values) == [0, 1, 2, 3]  # 2 folds x 2 epochs, no repeats
+    # each fold's best epoch is kept beside the objective (benchmarks/search_agreement)
+    per_fold = [max(trial.intermediate_values[s] for s in (0, 1)),
+                max(trial.intermediate_values[s] for s in (2, 3))]  # fmt: skip
+    assert trial.user_attrs["fold_accuracy"] == pytest.approx(per_fold)
+    assert trial.value == pytest.approx(sum(per_fold) / 2)
+    losses = trial.user_attrs["fold_loss"]
+    assert len(losses) == 2 and all(0 < v < 10 for v in losses)
 
 
 def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path, small_dir, monkeypatch):
@@ -270,3 +278,19 @@ def test_a_read_only_storage_is_one_line_before_any_trial(tmp_path, small_dir, c
     assert err.strip().splitlines() == [err.strip()]
     assert "cannot write there" in err and "readonly" in err
     assert not (runner.runs / "never").exists()
+
+
+def test_a_plain_postgresql_url_names_the_installed_driver():
+    """SQLAlchemy 2.0 (the Kaggle image's) reads postgresql:// as psycopg2; with only psycopg 3
+    installed (requirements.txt) the URL must name it, password and options kept."""
+    from sqlalchemy.engine import make_url
+
+    from src.storage import with_driver
+
+    url = "postgresql://u:p%40ss@host:5432/db?options=-csearch_path%3Dx"
+    driven = make_url(with_driver(url))
+    psycopg2 = importlib.util.find_spec("psycopg2") is not None
+    assert driven.drivername == ("postgresql" if psycopg2 else "postgresql+psycopg")
+    assert driven.password == "p@ss" and driven.query == make_url(url).query
+    for other in ("sqlite:///runs/optuna.db", "postgresql+psycopg2://u@h/db"):
+        assert with_driver(other) == other

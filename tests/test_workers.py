@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from conftest import Runner, write_slice
 from src import study as studies
 from src.config import ROOT, Config
+from src.storage import with_driver
 
 SERVER = os.environ.get("DIGITS_TEST_POSTGRES_URL", "")
 if os.environ.get("DIGITS_REQUIRE_POSTGRES") and not SERVER:
@@ -41,7 +42,7 @@ States = optuna.trial.TrialState
 def postgres():
     """The test server's URL, pointed at a new empty schema (dropped afterwards)."""
     schema = f"test_{uuid.uuid4().hex[:12]}"
-    engine = sqlalchemy.create_engine(SERVER, poolclass=sqlalchemy.pool.NullPool)
+    engine = sqlalchemy.create_engine(with_driver(SERVER), poolclass=sqlalchemy.pool.NullPool)
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in SERVER else "?"
@@ -101,7 +102,7 @@ def test_workers_starting_together_on_an_empty_database_all_come_up(postgres):
     for w in workers:
         w.join(timeout=60)
     assert outcomes == ["ok"] * 8
-    study = optuna.load_study(study_name="together", storage=postgres)
+    study = optuna.load_study(study_name="together", storage=with_driver(postgres))
     assert [t.state for t in study.trials] == [States.WAITING]  # the defaults, enqueued once
 
 
@@ -113,7 +114,7 @@ def test_two_workers_fill_a_capped_study_exactly_then_the_ensemble_uses_its_best
     workers = [start_worker(data_dir, tmp_path, postgres, study_name, cap=6) for _ in range(2)]
     outputs = [finish(w) for w in workers]
 
-    study = optuna.load_study(study_name=study_name, storage=postgres)
+    study = optuna.load_study(study_name=study_name, storage=with_driver(postgres))
     finished = study.get_trials(states=studies.FINISHED)
     assert len(finished) == 6  # the cap over both workers, not 6 each
     numbers = [t.number for t in study.trials]
@@ -156,7 +157,9 @@ def test_a_worker_killed_mid_trial_leaves_the_other_to_finish_the_study(
         while killed is None and time.monotonic() < deadline and victim.poll() is None:
             time.sleep(0.3)
             try:
-                trials = optuna.load_study(study_name=study_name, storage=postgres).trials
+                trials = optuna.load_study(
+                    study_name=study_name, storage=with_driver(postgres)
+                ).trials
             except KeyError:
                 continue  # not created yet
             running = [t for t in trials if t.state == States.RUNNING
@@ -170,7 +173,7 @@ def test_a_worker_killed_mid_trial_leaves_the_other_to_finish_the_study(
     assert killed is not None, "the victim never ran a trial before the deadline"
 
     finish(survivor)
-    study = optuna.load_study(study_name=study_name, storage=postgres)
+    study = optuna.load_study(study_name=study_name, storage=with_driver(postgres))
     assert study.trials[killed].state == States.FAIL  # marked failed by its missed heartbeats
     assert len(study.get_trials(states=studies.FINISHED)) == 4  # the survivor filled the slot
     assert studies.best_params(study) == study.best_trial.user_attrs["params"]  # usable
