@@ -4,9 +4,9 @@ TensorFlow's C++ side writes straight to file descriptor 2 while it loads and lo
 an absl notice, INFO lines (oneDNN, "Could not find cuda drivers") and, on a machine without a
 GPU, `E0000 ... failed call to cuInit`, which reads like a failure (TensorFlow 2.19 adds errors
 about CUDA plugins registered twice). `TF_CPP_MIN_LOG_LEVEL` no longer silences them
-(TensorFlow 2.21 logs through absl). While Keras loads and the backend
-lists its devices, descriptor 2 goes to a temporary file; afterwards every line of it that is
-not such noise is written back, so real warnings and errors still show.
+(TensorFlow 2.21 logs through absl). While Keras loads and the backend lists its devices,
+descriptor 2 goes to a temporary file; afterwards every line of it that is not such noise is
+written back, so real warnings and errors still show.
 """
 
 from __future__ import annotations

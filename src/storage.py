@@ -38,7 +38,10 @@ def with_driver(url: str) -> str:
     """`url` with psycopg 3 named as the driver of a plain `postgresql://` URL when psycopg2 is
     not installed: SQLAlchemy 2.1 picks psycopg 3 for it by itself, 2.0 (the Kaggle notebook
     image's) looks for psycopg2."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL: open_storage says so
+        return url
     if parsed.drivername != "postgresql" or importlib.util.find_spec("psycopg2") is not None:
         return url
     return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
@@ -72,15 +75,17 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     A URL that cannot be opened (bad syntax, missing driver, unreachable server, wrong password)
     is a UserError naming `--storage`, with the password masked.
     """
+    driven = with_driver(url)
     try:
-        driven = with_driver(url)
         with schema_lock(driven), warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats
             return optuna.storages.RDBStorage(
                 driven, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
             )
     except Exception as e:  # bad URL, missing driver, unreachable server
-        reason = str(e).splitlines()[0][:200].replace(url, mask_password(url))
+        reason = str(e).splitlines()[0][:200]
+        for shown in (driven, url):
+            reason = reason.replace(shown, mask_password(shown))
         raise UserError(
             f"--storage {mask_password(url)}: cannot open ({reason});"
             " pass an SQLAlchemy URL such as sqlite:///runs/optuna.db"
