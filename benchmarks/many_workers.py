@@ -33,7 +33,7 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from src.config import ROOT
-from src.storage import mask_password, with_driver
+from src.storage import mask_password, sql_engine, with_driver
 from src.study import FINISHED
 
 ERRORS = ("Traceback", "has already finished and can not be updated", "UniqueViolation")
@@ -42,7 +42,7 @@ ERRORS = ("Traceback", "has already finished and can not be updated", "UniqueVio
 def in_new_schema(server: str) -> tuple[str, str]:
     """(URL pointed at a new empty schema, its name)."""
     schema = f"bench_{uuid.uuid4().hex[:12]}"
-    engine = sqlalchemy.create_engine(with_driver(server), poolclass=sqlalchemy.pool.NullPool)
+    engine = sql_engine(server)
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
     engine.dispose()
@@ -51,7 +51,7 @@ def in_new_schema(server: str) -> tuple[str, str]:
 
 
 def drop_schema(server: str, schema: str) -> None:
-    engine = sqlalchemy.create_engine(with_driver(server), poolclass=sqlalchemy.pool.NullPool)
+    engine = sql_engine(server)
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
     engine.dispose()
@@ -63,9 +63,7 @@ class Connections:
     def __init__(self, server: str):
         url = make_url(server)
         self.user, self.database = url.username, url.database
-        self.engine = sqlalchemy.create_engine(
-            with_driver(server), poolclass=sqlalchemy.pool.NullPool
-        )
+        self.engine = sql_engine(server)
         self.samples: list[int] = []
         self.stop = threading.Event()
 

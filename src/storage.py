@@ -47,6 +47,12 @@ def with_driver(url: str) -> str:
     return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
+def sql_engine(url: str) -> sqlalchemy.Engine:
+    """An engine on `url` (the driver named as `with_driver` names it) that keeps no idle
+    connections: each one is closed when its block ends."""
+    return sqlalchemy.create_engine(with_driver(url), poolclass=sqlalchemy.pool.NullPool)
+
+
 @contextmanager
 def schema_lock(url: str) -> Iterator[None]:
     """Hold a database-wide lock while Optuna creates its schema (PostgreSQL; else a no-op).
@@ -56,7 +62,7 @@ def schema_lock(url: str) -> Iterator[None]:
     if make_url(url).get_backend_name() != "postgresql":
         yield
         return
-    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    engine = sql_engine(url)
     try:
         with engine.connect() as connection:
             key = {"key": SCHEMA_LOCK}

@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from conftest import Runner, write_slice
 from src import study as studies
 from src.config import ROOT, Config
-from src.storage import with_driver
+from src.storage import sql_engine, with_driver
 
 SERVER = os.environ.get("DIGITS_TEST_POSTGRES_URL", "")
 if os.environ.get("DIGITS_REQUIRE_POSTGRES") and not SERVER:
@@ -42,7 +42,7 @@ States = optuna.trial.TrialState
 def postgres():
     """The test server's URL, pointed at a new empty schema (dropped afterwards)."""
     schema = f"test_{uuid.uuid4().hex[:12]}"
-    engine = sqlalchemy.create_engine(with_driver(SERVER), poolclass=sqlalchemy.pool.NullPool)
+    engine = sql_engine(SERVER)
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in SERVER else "?"
