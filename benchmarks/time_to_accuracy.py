@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.cross_validation import QUICK
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "input" / "sample"
 
@@ -61,7 +63,7 @@ def project(flags: str, tmp: Path, name: str) -> tuple[float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default="--folds 0 --full-fits 1 --epochs 18",
+    p.add_argument("--preset", default=QUICK,
                    help="run.py flags of the preset")  # fmt: skip
     p.add_argument("--default", action="store_true", help="also the default 5-fold run (~10 min)")
     args = p.parse_args()
