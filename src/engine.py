@@ -16,6 +16,8 @@ Both keep the same semantics: validated jobs early-stop on their validation loss
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 
 from src.errors import UserError
@@ -28,6 +30,24 @@ def backend_has_gpu() -> bool:
     import jax
 
     return any(d.platform == "gpu" for d in jax.devices())
+
+
+def keep_compiled_programs(runs_dir: Path) -> Path | None:
+    """On JAX, keep every program XLA compiles in `runs_dir/.jax-cache` (JAX's persistent
+    compilation cache): a later run, or a search's next trial process, that needs the same
+    program loads it instead of compiling it again. Returns the folder; None on TensorFlow.
+
+    Call it before anything compiles. Every program is kept, however fast its compile, so a
+    rerun of the same settings compiles nothing (the files are small).
+    """
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    folder = runs_dir / ".jax-cache"
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return folder
 
 
 def resolve_engine(requested: str) -> str:

@@ -21,7 +21,7 @@ import optuna
 from src.config import Config
 from src.cv import fold_jobs
 from src.data import Digits
-from src.engine import make_engine
+from src.engine import keep_compiled_programs, make_engine
 from src.study import FINISHED, TAKEN, count, draw_params, open_study, worker_id
 from src.train import configure_device
 
@@ -120,6 +120,7 @@ def run_trials(
     if worker:
         _die_with_parent(int(worker.rsplit(":", 1)[1]))
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search process shows progress
+    keep_compiled_programs(cfg.runs_dir)  # trials of the same program compile it once
     configure_device(cfg.precision)  # run.py resolved it
     study = open_study(cfg, create=False, pruner=pruner)
     if count(study, TAKEN) >= cfg.trial_target:  # other workers took the slot meanwhile

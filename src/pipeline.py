@@ -94,13 +94,15 @@ def run(cfg: Config, command: str = "") -> None:
     from src.quiet import import_keras
 
     import_keras()
-    from src.engine import resolve_engine
+    from src.engine import keep_compiled_programs, resolve_engine
     from src.train import configure_determinism, configure_device
 
+    cache = keep_compiled_programs(cfg.runs_dir)
     engine = resolve_engine(cfg.engine)
     precision, device = configure_device(cfg.precision)
     cfg = replace(cfg, engine=engine, precision=precision)  # what the run folder records
-    print(f"device: {device}", flush=True)
+    kept = f"; compiled programs kept in {show(cache)}" if cache else ""
+    print(f"device: {device}{kept}", flush=True)
     configure_determinism(cfg.deterministic)
     if cfg.search_only:
         search_worker(cfg, data)

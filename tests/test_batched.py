@@ -162,6 +162,20 @@ def test_a_run_killed_mid_training_resumes_to_the_same_submission(
     assert not list((tmp_path / "runs").rglob(".*tmp*")), "temporary files left behind"
 
 
+def test_a_rerun_loads_every_program_from_the_compile_cache(uninterrupted, data_dir, tmp_path):
+    """The same settings again in the same runs folder: every program XLA compiled for the
+    first run is in runs/.jax-cache, and the second run compiles nothing new (no new file)."""
+    out, log = uninterrupted
+    cache = out / "runs" / ".jax-cache"
+    assert f"compiled programs kept in {cache}" in log
+    before = sorted(p.name for p in cache.iterdir())
+    assert len(before) > 5  # the train, score and predict programs at least
+    subs = ["--submissions-dir", str(tmp_path)]
+    again = finish(run_py(data_dir, out, "--run-name", "again", *subs))
+    assert "engine: batched, 2 models in one program" in again
+    assert sorted(p.name for p in cache.iterdir()) == before
+
+
 def test_the_plateau_schedule_lowers_each_models_rate_as_keras_does():
     """The batched engine's host-side ReduceLROnPlateau, per model, against Keras's own callback
     fed the same validation accuracies (no training needed: the decisions are the point)."""
