@@ -50,8 +50,9 @@ def _cell(value, fmt: str = "{}") -> str:
 
 def rows_of(runs_dir: Path) -> list[dict]:
     """Every run folder's row, finished runs by out-of-fold accuracy (best first), then the
-    rest by name."""
-    rows = [describe(d) for d in sorted(runs_dir.iterdir()) if d.is_dir()]
+    rest by name. Hidden folders (`.jax-cache`) are not runs."""
+    folders = [d for d in sorted(runs_dir.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    rows = [describe(d) for d in folders]
     return sorted(rows, key=lambda r: (r["state"] != "finished", -(r["oof"] or 0), r["name"]))
 
 

@@ -129,12 +129,14 @@ def test_runs_lists_every_run_best_first_with_the_plot(finished, kaggle, capsys)
     (runner.runs / "broken").mkdir()
     (runner.runs / "broken" / "summary.json").write_text("{")
     (runner.runs / "half").mkdir()  # a run killed before its config was written
+    (runner.runs / ".jax-cache").mkdir()  # compiled programs (Keras on JAX): not a run
     code, out, err = runner("--runs")
     assert code == 0, err
     lines = out.splitlines()
     names = [line.split()[0] for line in lines[1:] if line and not line.startswith("index:")]
     assert names[:2] == ["best", "k"] and names.index("worst") < names.index("broken")
     assert "broken (JSONDecodeError" in out and "half" in out and "unfinished" in out
+    assert ".jax-cache" not in out
     assert " 0.99500 " in lines[1] + " " and "yes" in lines[1]
     page = (runner.runs / "index.html").read_text()
     assert '<a href="best/report.html">best</a>' in page
