@@ -2,6 +2,7 @@
 
     python -m benchmarks.engines throughput [--rows 42000] [--models 1 8] [--epochs 3]
         [--precisions float32 mixed_bfloat16] [--engines sequential batched]
+        [--convs matmul native]
     python -m benchmarks.engines tile --rows 42000 --test-rows 28000 --out DIR
     python -m benchmarks.engines report RUN_DIR [RUN_DIR ...]
 
@@ -20,6 +21,7 @@ Measured numbers: benchmarks/README.md, "Engines".
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -58,13 +60,15 @@ def throughput(args) -> None:
     print(f"device: {accelerator() or 'CPU'} ({keras.backend.backend()}), {args.rows} rows,"
           f" batch {params['batch_size']} per model", flush=True)  # fmt: skip
     for engine_name in args.engines:
+        batched = engine_name == "batched"
         for precision in args.precisions:
-            for k in args.models if engine_name == "batched" else [1]:
+            for k, conv in itertools.product(args.models if batched else [1],
+                                             args.convs if batched else ["native"]):  # fmt: skip
                 keras.mixed_precision.set_global_policy(precision)
                 engine = make_engine(engine_name, params, data, epochs=args.epochs,
                                      patience=args.epochs, augment="affine", verbose=0,
                                      predict_test=False)  # fmt: skip
-                engine.unroll = args.unroll
+                engine.unroll, engine.conv = args.unroll, conv
                 jobs = [Job(f"full_{i + 1}", np.arange(args.rows), None, 100 + i)
                         for i in range(k)]  # fmt: skip
                 ends = [time.perf_counter()]
@@ -79,7 +83,7 @@ def throughput(args) -> None:
                 images = k * steps * params["batch_size"]
                 rate = images / float(np.median(epochs[1:]))
                 print(f"RESULT engine={engine_name} models={k} precision={precision}"
-                      f" unroll={args.unroll}"
+                      f" unroll={args.unroll} conv={conv}"
                       f" images_s={rate:.0f} first_epoch_s={epochs[0]:.1f}",
                       flush=True)  # fmt: skip
     keras.mixed_precision.set_global_policy("float32")
@@ -114,6 +118,8 @@ def main() -> None:
     t.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
     t.add_argument("--engines", nargs="+", default=["sequential", "batched"])
     t.add_argument("--unroll", type=int, default=1, help="batched: steps per loop iteration")
+    t.add_argument("--convs", nargs="+", choices=("matmul", "native"), default=["matmul"],
+                   help="batched: convolutions as matrix products, Keras's own, or both")
     g = sub.add_parser("tile")
     g.add_argument("--rows", type=int, default=42000)
     g.add_argument("--test-rows", type=int, default=28000)

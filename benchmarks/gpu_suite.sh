@@ -9,7 +9,8 @@
 #    tiled from the sample (timing only), engine and precision chosen automatically; then
 #    kaggle42k-warm, the same run again with its compiled programs in runs/.jax-cache;
 # 3. throughput: images/s of the sequential and batched engines, 1 and 8 models, float32 and
-#    bfloat16 (python -m benchmarks.engines throughput);
+#    bfloat16 (python -m benchmarks.engines throughput); then 8 models with the convolutions
+#    as Keras's own (grouped convolutions under vmap) instead of matrix products;
 # 4. the default run on the sample with the batched engine in bfloat16 and float32, and with the
 #    sequential engine (in the background meanwhile: its OOF is what the others must match);
 # 5. search: 4 trials with one trial process, then with 4 sharing the card;
@@ -73,6 +74,8 @@ step kaggle42k 150 "${RUN[@]}" --run-name kaggle42k --data-dir "$W/kaggle" --fol
 step kaggle42k-warm 150 "${RUN[@]}" --run-name kaggle42k-warm --data-dir "$W/kaggle" --folds $FOLDS \
     "${EPOCHS[@]}"
 step throughput 120 "$PY" -m benchmarks.engines throughput --rows $ROWS --models 1 8
+step throughput-native 45 "$PY" -m benchmarks.engines throughput --rows $ROWS --models 8 \
+    --engines batched --precisions float32 --convs native
 # The sequential default run on the sample takes minutes: it runs beside the next steps.
 timeout "$(left)" "$PY" run.py --data-dir "$SAMPLE" --trials 0 --run-name sequential \
     --folds $FOLDS "${EPOCHS[@]}" --engine sequential --precision float32 --runs-dir "$W/runs" \

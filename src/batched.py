@@ -9,6 +9,10 @@ are one program instead:
 - one stateless train step (`stateless_call` + `optimizer.stateless_apply`) is `jax.vmap`ped
   over that axis, and an epoch is one `jax.lax.scan` over its steps, with the training images
   resident on the device and each model's batches gathered there from its own permutation;
+- the program trains a copy of the model whose convolutions are patches times the kernel as a
+  matrix (src/matmul_conv.py): under vmap one batched matrix product per layer where Keras's
+  convolutions become grouped convolutions, which run far slower; the plain model gets the
+  trained weights;
 - each epoch ends with every validated model scoring its own validation rows, in the same
   program, and the host reading back a few numbers per model.
 
@@ -41,6 +45,7 @@ from src.ensemble import PREDICT_BATCH
 from src.errors import UserError
 from src.files import atomic_path
 from src.jobs import Engine, Job, OnDone, OnEpoch, Trained
+from src.matmul_conv import with_matmul_convs
 from src.model import build_model
 from src.train import OPTIMIZERS, warmup_cosine
 
@@ -50,14 +55,20 @@ from src.train import OPTIMIZERS, warmup_cosine
 CHECKPOINT_S = 30.0
 # ReduceLROnPlateau's settings in src/train.py, applied per model on the host.
 PLATEAU = {"patience": 3, "factor": 0.5, "min_lr": 1e-5, "min_delta": 1e-4}
+# "matmul": convolutions as patches times a matrix (src/matmul_conv.py), a batched GEMM under
+# vmap; "native": Keras's convolutions, grouped convolutions under vmap.
+CONV = "matmul"
 
 
-def build_trainer(params: dict, augment: str, seed: int, num_classes: int):
-    """(trainer, model): the model and, in front of it for training only, its augmentation."""
+def build_trainer(params: dict, augment: str, seed: int, num_classes: int, conv: str):
+    """(trainer, net, model): the model; the network that trains (the model itself, or with
+    `conv="matmul"` a copy computing its convolutions as matrix products); and the trainer, the
+    network behind its training-only augmentation."""
     if augment not in ("affine", "none"):
         raise UserError(f"--engine batched: --augment {augment} is not available; use affine")
     model = build_model(params, num_classes)
-    return augmenting_model(model, params, augment, seed), model
+    net = with_matmul_convs(model) if conv == "matmul" else model
+    return augmenting_model(net, params, augment, seed), net, model
 
 
 def _values(variables) -> list[np.ndarray]:
@@ -73,6 +84,7 @@ class BatchedEngine(Engine):
         super().__init__(params, data, **settings)
         self.batch = int(params["batch_size"])
         self.unroll = 1  # steps per iteration of the epoch's loop (benchmarks/engines.py --unroll)
+        self.conv = CONV  # how the program computes convolutions (benchmarks/engines.py --conv)
 
     def describe(self, jobs: list[Job]) -> str:
         return f"batched, {len(jobs)} model{'s' * (len(jobs) != 1)} in one program"
@@ -105,11 +117,11 @@ class BatchedEngine(Engine):
         for job in jobs:
             keras.backend.clear_session()
             keras.utils.set_random_seed(job.seed)  # the sequential engine's initial weights
-            trainer, model = build_trainer(self.params, self.augment, job.seed,
-                                           len(self.data.layout.classes))  # fmt: skip
+            trainer, net, model = build_trainer(self.params, self.augment, job.seed,
+                                                len(self.data.layout.classes), self.conv)
             states.append((_values(trainer.trainable_variables),
                            _values(trainer.non_trainable_variables)))  # fmt: skip
-        self.trainer, self.model = trainer, model  # the last one: the template for all
+        self.trainer, self.net, self.model = trainer, net, model  # the last: the template
         self.optimizer = OPTIMIZERS[self.params["optimizer"]](float(self.params["learning_rate"]))
         self.optimizer.build(trainer.trainable_variables)
         names = [v.name for v in self.optimizer.variables]
@@ -411,6 +423,8 @@ class BatchedEngine(Engine):
             variable.assign(value)
         for variable, value in zip(self.trainer.non_trainable_variables, ntv, strict=True):
             variable.assign(value)
+        if self.net is not self.model:  # the same variables in the same order
+            self.model.set_weights(self.net.get_weights())
         share = host["seconds"] / len(self.jobs) + time.perf_counter() - tick
         host["reported"][i] = True
         on_done(Trained(job=job, model=self.model, history=host["history"][i],

@@ -34,7 +34,8 @@ def sample(n: int):
 
 
 def steps() -> dict:
-    """Four vmapped steps against Keras's own train step on the same batches and weights.
+    """Four vmapped steps against Keras's own train step on the same batches and weights, with
+    the convolutions as matrix products (the default) and as Keras's own.
 
     Models 0 and 1 share a seed (so they must stay identical: one never changes another),
     model 2 has another. SGD, because Adam divides by sqrt(v): on gradients that are zero but
@@ -42,17 +43,20 @@ def steps() -> dict:
     """
     data = sample(640)
     params = {**default_params("cnn"), "optimizer": "sgd"}  # dropout, BatchNorm, warp: on
-    engine = BatchedEngine(params, data, epochs=3, patience=3, augment="affine")
-    rows = np.arange(640)
-    engine._setup([Job("a", rows, None, 7), Job("b", rows, None, 7), Job("c", rows, None, 8)])
     rng = np.random.default_rng(0)
     batches = [rng.choice(640, 64, replace=False).astype(np.int32) for _ in range(4)]
-    start = [np.asarray(v[0]) for v in engine.state["tv"]]
-    state, on = engine.state, jnp.ones(3, bool)
-    for i, b in enumerate(batches):
-        stacked = jnp.asarray(np.stack([b, b, b])[:, None, :])
-        state, _, _ = engine._steps(state, stacked, i, on, jnp.full(3, 0.0), engine.const)
-    mine = [np.asarray(v) for v in state["tv"]]
+    rows = np.arange(640)
+    mine, start = {}, {}
+    for conv in ("matmul", "native"):
+        engine = BatchedEngine(params, data, epochs=3, patience=3, augment="affine")
+        engine.conv = conv
+        engine._setup([Job("a", rows, None, 7), Job("b", rows, None, 7), Job("c", rows, None, 8)])
+        start[conv] = [np.asarray(v[0]) for v in engine.state["tv"]]
+        state, on = engine.state, jnp.ones(3, bool)
+        for i, b in enumerate(batches):
+            stacked = jnp.asarray(np.stack([b, b, b])[:, None, :])
+            state, _, _ = engine._steps(state, stacked, i, on, jnp.full(3, 0.0), engine.const)
+        mine[conv] = [np.asarray(v) for v in state["tv"]]
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(7)  # the sequential engine's set-up for seed 7
@@ -61,14 +65,19 @@ def steps() -> dict:
     for b in batches:
         trainer.train_on_batch(data.x_train[b].astype("float32"), data.y_train[b])
     ref = [np.asarray(v.value) for v in trainer.trainable_variables]
-    moved = max(float(np.abs(m[0] - s).max()) for m, s in zip(mine, start, strict=True))
-    return {
-        "max_abs_diff": max(float(np.abs(m[0] - r).max()) for m, r in zip(mine, ref, strict=True)),
-        "weight_scale": max(float(np.abs(r).max()) for r in ref),
-        "twin_diff": max(float(np.abs(m[0] - m[1]).max()) for m in mine),
-        "other_diff": max(float(np.abs(m[0] - m[2]).max()) for m in mine),
-        "moved": moved,
-    }
+
+    def furthest(a, b):
+        return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))
+
+    out = {"weight_scale": max(float(np.abs(r).max()) for r in ref)}
+    for conv, m in mine.items():
+        out[conv] = {
+            "max_abs_diff": furthest([v[0] for v in m], ref),
+            "twin_diff": furthest([v[0] for v in m], [v[1] for v in m]),
+            "other_diff": furthest([v[0] for v in m], [v[2] for v in m]),
+            "moved": furthest([v[0] for v in m], start[conv]),
+        }
+    return out
 
 
 def scan_epoch() -> dict:
