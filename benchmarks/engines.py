@@ -118,8 +118,13 @@ def main() -> None:
     t.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
     t.add_argument("--engines", nargs="+", default=["sequential", "batched"])
     t.add_argument("--unroll", type=int, default=1, help="batched: steps per loop iteration")
-    t.add_argument("--convs", nargs="+", choices=("matmul", "native"), default=["matmul"],
-                   help="batched: convolutions as matrix products, Keras's own, or both")
+    t.add_argument(
+        "--convs",
+        nargs="+",
+        choices=("matmul", "native"),
+        default=["matmul"],
+        help="batched: convolutions as matrix products, Keras's own, or both",
+    )
     g = sub.add_parser("tile")
     g.add_argument("--rows", type=int, default=42000)
     g.add_argument("--test-rows", type=int, default=28000)

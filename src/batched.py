@@ -117,8 +117,9 @@ class BatchedEngine(Engine):
         for job in jobs:
             keras.backend.clear_session()
             keras.utils.set_random_seed(job.seed)  # the sequential engine's initial weights
-            trainer, net, model = build_trainer(self.params, self.augment, job.seed,
-                                                len(self.data.layout.classes), self.conv)
+            trainer, net, model = build_trainer(
+                self.params, self.augment, job.seed, len(self.data.layout.classes), self.conv
+            )
             states.append((_values(trainer.trainable_variables),
                            _values(trainer.non_trainable_variables)))  # fmt: skip
         self.trainer, self.net, self.model = trainer, net, model  # the last: the template

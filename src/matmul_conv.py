@@ -39,7 +39,7 @@ class MatmulConv2D(layers.Conv2D):
             inputs = ops.pad(inputs, [[0, 0], [top, bottom], [left, right], [0, 0]])
         h, w, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
         oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
-        # Patch feature (i, j, c) sits at (i * kw + j) * channels + c: the kernel's row-major order.
+        # Patch feature (i, j, c) is at (i * kw + j) * channels + c: the kernel's row-major order.
         patches = ops.concatenate(
             [inputs[:, i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw, :]
              for i in range(kh) for j in range(kw)],
