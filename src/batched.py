@@ -132,10 +132,10 @@ class BatchedEngine(Engine):
         def stack(lists):
             return [jnp.asarray(np.stack(vs)) for vs in zip(*lists, strict=True)]
 
-        tv = stack([s[0] for s in states])
-        ntv = stack([s[1] for s in states])
+        # Copies made on the host: an eager copy on the device compiles a program per shape.
+        tv, best_tv = stack([s[0] for s in states]), stack([s[0] for s in states])
+        ntv, best_ntv = stack([s[1] for s in states]), stack([s[1] for s in states])
         ov = stack([opt_values] * k)
-        best_tv, best_ntv = ([jnp.array(a, copy=True) for a in vs] for vs in (tv, ntv))
         self.state = {"tv": tv, "ntv": ntv, "ov": ov, "best_tv": best_tv, "best_ntv": best_ntv}
 
         n_rows = np.array([len(j.train_rows) for j in jobs])
@@ -413,8 +413,9 @@ class BatchedEngine(Engine):
         """Hand model i over: best weights (validated) or last (not), predictions, history."""
         job = self.jobs[i]
         which = ("best_tv", "best_ntv") if i < self.n_val else ("tv", "ntv")
-        tv = [a[i] for a in self.state[which[0]]]
-        ntv = [a[i] for a in self.state[which[1]]]
+        # Sliced on the host: slicing each array on the device compiles a program per shape.
+        tv = [np.asarray(a)[i] for a in self.state[which[0]]]
+        ntv = [np.asarray(a)[i] for a in self.state[which[1]]]
         tick = time.perf_counter()
         val_proba = None
         if job.val_rows is not None:
