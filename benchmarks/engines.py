@@ -5,6 +5,7 @@
         [--convs matmul native]
     python -m benchmarks.engines tile --rows 42000 --test-rows 28000 --out DIR
     python -m benchmarks.engines report RUN_DIR [RUN_DIR ...]
+    python -m benchmarks.engines compiles LOG
 
 `throughput` trains K full-data models of the default recipe (nothing held out, so every
 model works every step) with each engine and precision, in one process, and prints the
@@ -14,7 +15,9 @@ The sequential engine trains one model (K models take K times as long).
 
 `tile` writes a Kaggle-size train.csv/test.csv by repeating the bundled sample's rows, for
 timing (repeated digits make its accuracy meaningless); `report` prints each run folder's
-engine, precision, OOF and answer-key accuracy, wall time and compile time as RESULT lines.
+engine, precision, OOF and answer-key accuracy, wall time and compile time as RESULT lines;
+`compiles` sums the XLA compilations a run logged with `JAX_LOG_COMPILES=1`: how many, how
+many were loaded from the compile cache, their seconds, and the costliest programs.
 Measured numbers: benchmarks/README.md, "Engines".
 """
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import time
 from pathlib import Path
 
@@ -108,6 +112,25 @@ def report(run_dirs: list[Path]) -> None:
         )
 
 
+def compiles(log: Path) -> None:
+    """One RESULT line from the "Finished XLA compilation of NAME in S sec" lines of `log`."""
+    pattern = re.compile(r"Finished XLA compilation of (\S+) in ([0-9.e-]+) sec")
+    seconds: dict[str, float] = {}
+    count = hits = 0
+    for line in log.read_text(errors="replace").splitlines():
+        hits += "Persistent compilation cache hit" in line
+        if found := pattern.search(line):
+            count += 1
+            name = found.group(1)
+            seconds[name] = seconds.get(name, 0.0) + float(found.group(2))
+    top = sorted(seconds.items(), key=lambda item: -item[1])[:5]
+    print(
+        f"RESULT log={log.name} compiles={count} cache_hits={hits}"
+        f" compile_s={sum(seconds.values()):.1f} top="
+        + ",".join(f"{name}:{s:.1f}" for name, s in top)
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -131,11 +154,15 @@ def main() -> None:
     g.add_argument("--out", type=Path, required=True)
     r = sub.add_parser("report")
     r.add_argument("runs", type=Path, nargs="+")
+    c = sub.add_parser("compiles")
+    c.add_argument("log", type=Path)
     args = p.parse_args()
     if args.command == "tile":
         tile(args.rows, args.test_rows, args.out)
     elif args.command == "throughput":
         throughput(args)
+    elif args.command == "compiles":
+        compiles(args.log)
     else:
         report(args.runs)
 

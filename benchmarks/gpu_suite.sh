@@ -7,7 +7,8 @@
 # 1. smoke: a 2-fold, 2-epoch run (stops the suite if the stack does not work here);
 # 2. kaggle42k: the default run (5 folds + 3 full fits, 30 epochs) on a 42,000-row train.csv
 #    tiled from the sample (timing only), engine and precision chosen automatically; then
-#    kaggle42k-warm, the same run again with its compiled programs in runs/.jax-cache;
+#    kaggle42k-warm, the same run again with its compiled programs in runs/.jax-cache (both
+#    log their XLA compilations: RESULT compiles=... with the costliest programs);
 # 3. throughput: images/s of the sequential and batched engines, 1 and 8 models, float32 and
 #    bfloat16 (python -m benchmarks.engines throughput); then 8 models with the convolutions
 #    as Keras's own (grouped convolutions under vmap) instead of matrix products;
@@ -58,6 +59,9 @@ RUN=("$PY" run.py --trials 0 --runs-dir "$W/runs" --submissions-dir "$W/subs" "$
 finish() {
     kill "$DMON" 2>/dev/null
     "$PY" -m benchmarks.engines report "$W"/runs/* | tee "$OUT/results.txt"
+    for log in "$W"/kaggle42k*.txt; do
+        [ -f "$log" ] && "$PY" -m benchmarks.engines compiles "$log" | tee -a "$OUT/results.txt"
+    done
     grep -h "^RESULT" "$W"/*.txt >>"$OUT/results.txt"
     tail -n +1 "$W/gpu.txt"
     (cd "$W" && tar czf "$OUT/suite.tgz" --exclude='*.keras' --exclude='*.npz' --exclude='*.png' \
@@ -69,9 +73,9 @@ step smoke 120 "${RUN[@]}" --run-name smoke --data-dir "$SAMPLE" --folds 2 --epo
     finish
     exit 1
 }
-step kaggle42k 150 "${RUN[@]}" --run-name kaggle42k --data-dir "$W/kaggle" --folds $FOLDS "${EPOCHS[@]}"
+JAX_LOG_COMPILES=1 step kaggle42k 150 "${RUN[@]}" --run-name kaggle42k --data-dir "$W/kaggle" --folds $FOLDS "${EPOCHS[@]}"
 # The same again: every program now comes from runs/.jax-cache (what a second run saves).
-step kaggle42k-warm 150 "${RUN[@]}" --run-name kaggle42k-warm --data-dir "$W/kaggle" --folds $FOLDS \
+JAX_LOG_COMPILES=1 step kaggle42k-warm 150 "${RUN[@]}" --run-name kaggle42k-warm --data-dir "$W/kaggle" --folds $FOLDS \
     "${EPOCHS[@]}"
 step throughput 120 "$PY" -m benchmarks.engines throughput --rows $ROWS --models 1 8
 step throughput-native 45 "$PY" -m benchmarks.engines throughput --rows $ROWS --models 8 \

@@ -84,7 +84,7 @@ class BatchedEngine(Engine):
         super().__init__(params, data, **settings)
         self.batch = int(params["batch_size"])
         self.unroll = 1  # steps per iteration of the epoch's loop (benchmarks/engines.py --unroll)
-        self.conv = CONV  # how the program computes convolutions (benchmarks/engines.py --conv)
+        self.conv = CONV  # how the program computes convolutions (benchmarks/engines.py --convs)
 
     def describe(self, jobs: list[Job]) -> str:
         return f"batched, {len(jobs)} model{'s' * (len(jobs) != 1)} in one program"
