@@ -60,15 +60,12 @@ PLATEAU = {"patience": 3, "factor": 0.5, "min_lr": 1e-5, "min_delta": 1e-4}
 CONV = "matmul"
 
 
-def build_trainer(params: dict, augment: str, seed: int, num_classes: int, conv: str):
-    """(trainer, net, model): the model; the network that trains (the model itself, or with
-    `conv="matmul"` a copy computing its convolutions as matrix products); and the trainer, the
-    network behind its training-only augmentation."""
+def build_trainer(params: dict, augment: str, seed: int, num_classes: int):
+    """(trainer, model): the model and, in front of it for training only, its augmentation."""
     if augment not in ("affine", "none"):
         raise UserError(f"--engine batched: --augment {augment} is not available; use affine")
     model = build_model(params, num_classes)
-    net = with_matmul_convs(model) if conv == "matmul" else model
-    return augmenting_model(net, params, augment, seed), net, model
+    return augmenting_model(model, params, augment, seed), model
 
 
 def _values(variables) -> list[np.ndarray]:
@@ -117,12 +114,17 @@ class BatchedEngine(Engine):
         for job in jobs:
             keras.backend.clear_session()
             keras.utils.set_random_seed(job.seed)  # the sequential engine's initial weights
-            trainer, net, model = build_trainer(
-                self.params, self.augment, job.seed, len(self.data.layout.classes), self.conv
-            )
+            trainer, model = build_trainer(self.params, self.augment, job.seed,
+                                           len(self.data.layout.classes))  # fmt: skip
             states.append((_values(trainer.trainable_variables),
                            _values(trainer.non_trainable_variables)))  # fmt: skip
-        self.trainer, self.net, self.model = trainer, net, model  # the last: the template
+        # The program's template: the last model, or its copy with matrix-product convolutions
+        # (the same variables in the same order, so every model's values fit it).
+        self.model = self.net = model
+        if self.conv == "matmul":
+            self.net = with_matmul_convs(model)
+            trainer = augmenting_model(self.net, self.params, self.augment, jobs[-1].seed)
+        self.trainer = trainer
         self.optimizer = OPTIMIZERS[self.params["optimizer"]](float(self.params["learning_rate"]))
         self.optimizer.build(trainer.trainable_variables)
         names = [v.name for v in self.optimizer.variables]
