@@ -68,7 +68,9 @@ finish() {
         --exclude='*.db' --exclude=.jax-cache ./*.txt runs)
 }
 "$PY" -m benchmarks.engines tile --rows $ROWS --test-rows $TEST_ROWS --out "$W/kaggle"
-step smoke 120 "${RUN[@]}" --run-name smoke --data-dir "$SAMPLE" --folds 2 --epochs 2 --full-fits 1 || {
+# The smoke run has its own runs folder: the Kaggle-size run starts with an empty compile cache.
+step smoke 120 "${RUN[@]}" --runs-dir "$W/runs-smoke" --run-name smoke --data-dir "$SAMPLE" \
+    --folds 2 --epochs 2 --full-fits 1 || {
     tail -40 "$W/smoke.txt"
     finish
     exit 1
