@@ -1,4 +1,4 @@
-"""Convolutions as matrix products (src/matmul_conv.py): Keras's Conv2D's numbers exactly."""
+"""Convolutions as matrix products (src/matmul_conv.py): Keras's Conv2D's numbers, to rounding."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_output_and_gradients_are_conv2d_own(kernel, strides, padding, height):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-5)
 
 
-def test_a_model_copy_predicts_and_trains_as_the_model_and_hands_its_weights_back():
+def test_a_model_copy_predicts_as_the_model_dropout_included_and_hands_its_weights_back():
     keras.utils.set_random_seed(3)
     model = build_model(default_params("cnn"))
     copy = with_matmul_convs(model)
