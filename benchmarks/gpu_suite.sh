@@ -17,7 +17,12 @@
 # 5. search: 4 trials with one trial process, then with 4 sharing the card;
 # then RESULT lines for every run, GPU utilisation (nvidia-smi dmon) in the archive.
 # Writes $OUT/results.txt and $OUT/suite.tgz (every log, summary.json and the dmon trace).
-# Wheels in .whl/ (packages the machine lacks) are installed first. TINY=1: a CPU dry run.
+# Wheels in .whl/ (packages the machine lacks) are installed first; the lent machines have JAX
+# on Python 3.12 but not these (carry .whl with the call):
+#   pip download --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+#     --no-deps -d .whl keras==3.15.1 optree==0.20.0 namex==0.1.0 optuna==5.0.0 \
+#     alembic==1.20.1 sqlalchemy==2.1.9 colorlog==6.12.0 mako==1.4.3 greenlet==3.5.6
+# TINY=1: a CPU dry run.
 set -u
 START=$SECONDS
 DEADLINE=${DEADLINE:-450}  # seconds for everything; each step gets what is left
