@@ -33,6 +33,11 @@ def sample(n: int):
     return data
 
 
+def furthest(a, b) -> float:
+    """The largest absolute difference between two lists of arrays, element by element."""
+    return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))
+
+
 def steps() -> dict:
     """Four vmapped steps against Keras's own train step on the same batches and weights, with
     the convolutions as matrix products (the default) and as Keras's own.
@@ -65,10 +70,6 @@ def steps() -> dict:
     for b in batches:
         trainer.train_on_batch(data.x_train[b].astype("float32"), data.y_train[b])
     ref = [np.asarray(v.value) for v in trainer.trainable_variables]
-
-    def furthest(a, b):
-        return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))
-
     out = {"weight_scale": max(float(np.abs(r).max()) for r in ref)}
     for conv, m in mine.items():
         out[conv] = {
@@ -104,8 +105,8 @@ def scan_epoch() -> dict:
         ends.append(([np.asarray(v) for v in state["tv"]], metrics))
     (a, ma), (b, mb) = ends
     return {
-        "max_abs_diff": max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True)),
-        "moved": max(float(np.abs(x[0] - s).max()) for x, s in zip(a, start0, strict=True)),
+        "max_abs_diff": furthest(a, b),
+        "moved": furthest([x[0] for x in a], start0),
         "loss_diff": float(np.abs(ma["loss"] - mb["loss"]).max()),
         "stopped_unchanged": all(np.array_equal(x[2], s) for x, s in zip(b, start, strict=True)),
         "steps": [int(s) for s in engine.steps],
