@@ -2,7 +2,7 @@
 
     python -m benchmarks.engines throughput [--rows 42000] [--models 1 8] [--epochs 3]
         [--precisions float32 mixed_bfloat16] [--engines sequential batched]
-        [--convs matmul native]
+        [--convs matmul native] [--jobs full run] [--tails on off]
     python -m benchmarks.engines tile --rows 42000 --test-rows 28000 --out DIR
     python -m benchmarks.engines report RUN_DIR [RUN_DIR ...]
     python -m benchmarks.engines compiles LOG
@@ -11,11 +11,17 @@
 model works every step) with each engine and precision, in one process, and prints the
 images/s of the epochs after the first (the first holds the compile) and the first epoch's
 seconds: `RESULT engine=batched models=8 precision=float32 images_s=... first_epoch_s=...`.
-The sequential engine trains one model (K models take K times as long).
+The sequential engine trains one model (K models take K times as long). `--jobs run` trains
+the default run's models instead (5 fold models, each validated on its fold every epoch, and 3
+full fits: `models=8`), with the epoch's tail as a program of the full fits alone or not
+(`--tails on off`); its images/s count the images the models train on.
 
 `tile` writes a Kaggle-size train.csv/test.csv by repeating the bundled sample's rows, for
 timing (repeated digits make its accuracy meaningless); `report` prints each run folder's
-engine, precision, OOF and answer-key accuracy, wall time and compile time as RESULT lines;
+engine, precision, OOF and answer-key accuracy, wall time (summary.json's seconds: from the data
+check to the submission, the report not included) and, for the batched engine, where it went:
+the first epoch (compile included), the median of the others, building the models (`setup_s`),
+all epochs, and predicting with and saving the finished models (`handover_s`), as RESULT lines;
 `compiles` sums the XLA compilations a run logged with `JAX_LOG_COMPILES=1`: how many, how
 many were loaded from the compile cache, their seconds, and the costliest programs.
 Measured numbers: benchmarks/README.md, "Engines".
@@ -51,6 +57,7 @@ def tile(rows: int, test_rows: int, out: Path) -> None:
 def throughput(args) -> None:
     import keras
 
+    from src.cv import fold_jobs, full_fit_jobs
     from src.data import load_digits
     from src.engine import make_engine
     from src.jobs import Job
@@ -63,18 +70,25 @@ def throughput(args) -> None:
     params = default_params("cnn")
     print(f"device: {accelerator() or 'CPU'} ({keras.backend.backend()}), {args.rows} rows,"
           f" batch {params['batch_size']} per model", flush=True)  # fmt: skip
-    for engine_name in args.engines:
+    run_jobs = fold_jobs(data.y_train, 5, 0) + full_fit_jobs(args.rows, 3, 0)
+    for engine_name, layout in itertools.product(args.engines, args.jobs):
         batched = engine_name == "batched"
+        if layout == "run" and not batched:
+            continue  # the sequential engine's run is its models one after another
         for precision in args.precisions:
-            for k, conv in itertools.product(args.models if batched else [1],
-                                             args.convs if batched else ["native"]):  # fmt: skip
+            for k, conv, tail in itertools.product(
+                args.models if batched and layout == "full" else [len(run_jobs) * batched or 1],
+                args.convs if batched else ["native"],
+                args.tails if layout == "run" else ["on"],
+            ):
                 keras.mixed_precision.set_global_policy(precision)
                 engine = make_engine(engine_name, params, data, epochs=args.epochs,
                                      patience=args.epochs, augment="affine", verbose=0,
                                      predict_test=False)  # fmt: skip
-                engine.unroll, engine.conv = args.unroll, conv
-                jobs = [Job(f"full_{i + 1}", np.arange(args.rows), None, 100 + i)
-                        for i in range(k)]  # fmt: skip
+                engine.unroll, engine.conv, engine.tail = args.unroll, conv, tail == "on"
+                jobs = run_jobs if layout == "run" else [
+                    Job(f"full_{i + 1}", np.arange(args.rows), None, 100 + i) for i in range(k)
+                ]  # fmt: skip
                 ends = [time.perf_counter()]
 
                 def clock(i, epoch, logs, ends=ends):
@@ -83,12 +97,13 @@ def throughput(args) -> None:
 
                 engine.train(jobs, lambda _: None, on_epoch=clock)
                 epochs = np.diff(ends)
-                steps = -(-args.rows // params["batch_size"])
-                images = k * steps * params["batch_size"]
+                batch = params["batch_size"]
+                images = sum(-(-len(j.train_rows) // batch) * batch for j in jobs)
                 rate = images / float(np.median(epochs[1:]))
                 print(f"RESULT engine={engine_name} models={k} precision={precision}"
-                      f" unroll={args.unroll} conv={conv}"
-                      f" images_s={rate:.0f} first_epoch_s={epochs[0]:.1f}",
+                      f" unroll={args.unroll} conv={conv} jobs={layout} tail={tail}"
+                      f" images_s={rate:.0f} first_epoch_s={epochs[0]:.1f}"
+                      f" epoch_s={float(np.median(epochs[1:])):.2f}",
                       flush=True)  # fmt: skip
     keras.mixed_precision.set_global_policy("float32")
 
@@ -107,9 +122,15 @@ def report(run_dirs: list[Path]) -> None:
             f" precision={summary.get('precision')}"
             f" oof={'none' if oof is None else f'{oof:.4f}'}"
             f" test={'none' if test is None else f'{test:.4f}'}"
-            f" wall_s={summary['seconds']:.1f} first_epoch_s={engine.get('first_epoch_s')}"
-            f" median_epoch_s={engine.get('median_epoch_s')}"
+            f" wall_s={summary['seconds']:.1f} first_epoch_s={_s(engine.get('first_epoch_s'))}"
+            f" median_epoch_s={_s(engine.get('median_epoch_s'))}"
+            f" setup_s={_s(engine.get('setup_s'))} epochs_s={_s(engine.get('epochs_s'))}"
+            f" handover_s={_s(engine.get('handover_s'))}"
         )
+
+
+def _s(seconds) -> str:
+    return "none" if seconds is None else f"{seconds:.2f}"
 
 
 def compiles(log: Path) -> None:
@@ -147,6 +168,20 @@ def main() -> None:
         choices=("matmul", "native"),
         default=["matmul"],
         help="batched: convolutions as matrix products, Keras's own, or both",
+    )
+    t.add_argument(
+        "--jobs",
+        nargs="+",
+        choices=("full", "run"),
+        default=["full"],
+        help="K full-data models, or the default run's 5 folds + 3 full fits",
+    )
+    t.add_argument(
+        "--tails",
+        nargs="+",
+        choices=("on", "off"),
+        default=["on"],
+        help="--jobs run: the epoch's tail as a program of the full fits, or not",
     )
     g = sub.add_parser("tile")
     g.add_argument("--rows", type=int, default=42000)

@@ -12,6 +12,8 @@
 #    tiled from the sample (timing only), the engine chosen automatically, the precision the
 #    faster at 8 models in 2; then kaggle42k-warm, the same run again with its compiled
 #    programs in runs/.jax-cache (both log their XLA compilations: RESULT compiles=...);
+#    then throughput-tail: that run's 8 models for 2 epochs, the epoch's tail (the full fits'
+#    last steps) as a program of its own or masked in the 8-model program (tail=on/off);
 # 4. the default run on the sample with the batched engine in bfloat16 and float32, and with the
 #    sequential engine (in the background meanwhile: its OOF is what the others must match);
 # 5. search: 4 trials with one trial process, then with 4 sharing the card;
@@ -93,6 +95,9 @@ JAX_LOG_COMPILES=1 step kaggle42k 150 "${RUN[@]}" --run-name kaggle42k --data-di
 # The same again: every program now comes from runs/.jax-cache (what a second run saves).
 JAX_LOG_COMPILES=1 step kaggle42k-warm 150 "${RUN[@]}" --run-name kaggle42k-warm \
     --data-dir "$W/kaggle" --folds $FOLDS "${EPOCHS[@]}" --precision "$PREC"
+# Does the tail's own program pay on this card (its epochs) and at what compile (its first)?
+step throughput-tail 45 "$PY" -m benchmarks.engines throughput --rows $ROWS --engines batched \
+    --jobs run --tails on off --epochs 2 --precisions "${PREC/auto/float32}"
 # The sequential default run on the sample takes minutes: it runs beside the next steps.
 timeout "$(left)" "$PY" run.py --data-dir "$SAMPLE" --trials 0 --run-name sequential \
     --folds $FOLDS "${EPOCHS[@]}" --engine sequential --precision float32 --runs-dir "$W/runs" \

@@ -22,7 +22,9 @@ last batch topped up with rows from the start of the epoch's order, so every bat
 the warm-up + cosine schedule on its own step count, or the plateau schedule on its own
 metric; early stopping on its own validation loss with the same patience, the best epoch's
 weights kept. Models whose epoch has fewer steps, or which have stopped, sit out the rest of
-the program's steps (their updates are masked), so one model never changes another.
+the program's steps (their updates are masked), so one model never changes another; where the
+models with more steps are few (the full fits beside the fold models), the epoch's last steps
+are a program of those models alone (`epoch_segments`).
 
 After the first epoch, and then every `CHECKPOINT_S` seconds, the whole state (weights,
 optimiser, best weights, counters, histories) is written to a checkpoint, so a killed run
@@ -58,6 +60,29 @@ PLATEAU = {"patience": 3, "factor": 0.5, "min_lr": 1e-5, "min_delta": 1e-4}
 # "matmul": convolutions as patches times a matrix (src/matmul_conv.py), a batched GEMM under
 # vmap; "native": Keras's convolutions, grouped convolutions under vmap.
 CONV = "matmul"
+# An epoch's tail, where only the models with more steps train (the full fits beside the fold
+# models), runs as a program of those models alone when that saves at least this share of the
+# epoch's model-steps: the masked models would otherwise be computed and thrown away.
+TAIL_SAVING = 0.1
+
+
+def epoch_segments(steps: np.ndarray, least: float = TAIL_SAVING) -> list[tuple[int, int, int]]:
+    """An epoch's step ranges and the models each trains: [(start, stop, first model)]. At most
+    two: every model up to a cut, then only the last ones in the stack, if they are the ones
+    with more steps (the full fits after the fold models) and leaving the others out saves at
+    least `least` of the epoch's model-steps."""
+    k, longest = len(steps), int(steps.max())
+    whole, best = k * longest, None
+    for first in range(1, k):
+        cut = int(steps[:first].max())
+        if cut < int(steps[first:].min()):
+            cost = k * cut + (k - first) * (longest - cut)
+            if best is None or cost < best[0]:
+                best = (cost, cut, first)
+    if best is None or whole - best[0] < least * whole:
+        return [(0, longest, 0)]
+    _, cut, first = best
+    return [(0, cut, 0), (cut, longest, first)]
 
 
 def build_trainer(params: dict, augment: str, seed: int, num_classes: int):
@@ -82,18 +107,24 @@ class BatchedEngine(Engine):
         self.batch = int(params["batch_size"])
         self.unroll = 1  # steps per iteration of the epoch's loop (benchmarks/engines.py --unroll)
         self.conv = CONV  # how the program computes convolutions (benchmarks/engines.py --convs)
+        self.tail = True  # the epoch's tail as a program of its own models (epoch_segments)
 
     def describe(self, jobs: list[Job]) -> str:
         return f"batched, {len(jobs)} model{'s' * (len(jobs) != 1)} in one program"
 
     def summary(self) -> dict:
-        """Models, the first epoch (compile included) and the median of the others, in s."""
+        """Models; this process's seconds building them (`setup_s`), in epochs (the first,
+        compile included; the median of the others; all) and handing them over (predictions
+        and saving, `handover_s`)."""
         seconds = getattr(self, "epoch_seconds", [])
         return {
             "name": self.name,
             "models": len(getattr(self, "jobs", [])),
             "first_epoch_s": seconds[0] if seconds else None,
             "median_epoch_s": float(np.median(seconds[1:])) if len(seconds) > 1 else None,
+            "setup_s": getattr(self, "setup_s", None),
+            "epochs_s": float(np.sum(seconds)),
+            "handover_s": getattr(self, "handover_s", 0.0),
         }
 
     # ----------------------------------------------------------------------------------------
@@ -143,6 +174,7 @@ class BatchedEngine(Engine):
         n_rows = np.array([len(j.train_rows) for j in jobs])
         self.steps = np.ceil(n_rows / self.batch).astype(np.int32)  # per model, like fit's
         self.max_steps = int(self.steps.max())
+        self.segments = epoch_segments(self.steps) if self.tail else [(0, self.max_steps, 0)]
         width = int(n_rows.max())
         rows = np.stack([np.resize(j.train_rows, width) for j in jobs])  # padded by repetition
         self.const = {
@@ -158,12 +190,12 @@ class BatchedEngine(Engine):
             v_width = math.ceil(max(map(len, val)) / PREDICT_BATCH) * PREDICT_BATCH
             self.const["val_rows"] = jnp.asarray(np.stack([np.resize(v, v_width) for v in val]))
             self.const["val_n"] = jnp.asarray(np.array([len(v) for v in val], np.int32))
-        # On a GPU an epoch is one scan; XLA's CPU backend runs convolutions inside a loop about
-        # ten times slower than outside one, so there each step is its own call.
+        # On a GPU an epoch's segment is one scan; XLA's CPU backend runs convolutions inside a
+        # loop about ten times slower than outside one, so there each step is its own call.
         on_gpu = jax.default_backend() == "gpu"
         self.steps_per_call = self.max_steps if on_gpu else 1
         self._orders = jax.jit(jax.vmap(self._order, in_axes=(0, 0, 0, None)))
-        self._steps = jax.jit(self._steps_program, donate_argnums=0)
+        self._steps = jax.jit(self._steps_program, donate_argnums=0, static_argnames="models")
         self._score = jax.jit(self._score_program, donate_argnums=0)
         self._predict = jax.jit(self._predict_program, static_argnames="chunk")
 
@@ -224,12 +256,21 @@ class BatchedEngine(Engine):
         )
         return tv, ntv, ov, losses.sum(), corrects.sum()
 
-    def _steps_program(self, state, batches, first, active, plateau_lr, const):
-        """Every model through its next L batches: (state, summed losses, summed accuracies)."""
+    def _steps_program(self, state, batches, first, active, plateau_lr, const, models=0):
+        """The models from index `models` on (all: 0) through their next L batches: (state,
+        summed losses, summed accuracies; zero for the models before `models`)."""
         run = jax.vmap(self._model_steps, in_axes=(0, 0, 0, 0, None, 0, 0, 0, None))
-        tv, ntv, ov, loss, correct = run(state["tv"], state["ntv"], state["ov"], batches, first,
-                                         const["steps"], active, plateau_lr, const)  # fmt: skip
-        return {**state, "tv": tv, "ntv": ntv, "ov": ov}, loss, correct
+        tail = lambda a: a[models:]  # noqa: E731  (static: all of it, or the last models)
+        parts = [[tail(a) for a in state[part]] for part in ("tv", "ntv", "ov")]
+        *parts, loss, correct = run(*parts, tail(batches), first, tail(const["steps"]),
+                                    tail(active), tail(plateau_lr), const)  # fmt: skip
+        if models:  # written back in place (the state is donated); the others sat out
+            put = lambda a, b: jax.lax.dynamic_update_slice_in_dim(a, b, models, 0)  # noqa: E731
+            parts = [[put(a, b) for a, b in zip(state[part], values, strict=True)]
+                     for part, values in zip(("tv", "ntv", "ov"), parts, strict=True)]  # fmt: skip
+            zeros = jnp.zeros(models, loss.dtype)
+            loss, correct = jnp.concatenate([zeros, loss]), jnp.concatenate([zeros, correct])
+        return {**state, "tv": parts[0], "ntv": parts[1], "ov": parts[2]}, loss, correct
 
     def _forward(self, tv, ntv, x):
         """One model's class probabilities for a float batch, inference mode."""
@@ -297,6 +338,7 @@ class BatchedEngine(Engine):
         """
         start = time.perf_counter()
         self._setup(jobs)
+        self.setup_s, self.handover_s = time.perf_counter() - start, 0.0
         k, v = len(jobs), self.n_val
         host = {
             "epoch": 0,
@@ -352,12 +394,14 @@ class BatchedEngine(Engine):
         active, lr = jnp.asarray(host["active"]), jnp.asarray(host["lr"])
         batches = self._orders(c["keys"], c["rows"], c["n_rows"], epoch)
         state, loss, correct = self.state, 0.0, 0.0
-        length = self.steps_per_call
-        for first in range(0, self.max_steps, length):
-            state, step_loss, step_correct = self._steps(
-                state, batches[:, first : first + length], first, active, lr, c
-            )
-            loss, correct = loss + step_loss, correct + step_correct
+        for start, stop, models in self.segments:
+            length = min(self.steps_per_call, stop - start)
+            for first in range(start, stop, length):
+                state, step_loss, step_correct = self._steps(
+                    state, batches[:, first : first + length], first, active, lr, c,
+                    models=models,
+                )  # fmt: skip
+                loss, correct = loss + step_loss, correct + step_correct
         state, metrics = self._score(state, active, lr, jnp.asarray(host["best_loss"]), c)
         done = np.maximum(self.steps, 1)
         metrics = {k: np.asarray(v) for k, v in metrics.items()}  # waits for the device
@@ -433,6 +477,7 @@ class BatchedEngine(Engine):
         host["reported"][i] = True
         on_done(Trained(job=job, model=self.model, history=host["history"][i],
                         val_proba=val_proba, test_proba=test_proba, seconds=share))  # fmt: skip
+        self.handover_s += time.perf_counter() - tick
 
     def predict(self, tv, ntv, x: np.ndarray) -> np.ndarray:
         """One model's probabilities for uint8 images, in inference-size chunks.

@@ -53,13 +53,36 @@ def test_a_vmapped_step_is_keras_own_train_step(checked, conv):
 
 
 def test_an_epoch_as_one_scan_equals_step_by_step_calls(checked):
-    """The GPU runs an epoch as one lax.scan, the CPU step by step: same models either way."""
+    """The GPU runs an epoch as one lax.scan per segment, the CPU step by step, and the tail
+    where only the longer models train is a program of its own: same models every way."""
     r = checked["scan_epoch"]
-    assert r["steps"] == [3, 2, 3]
+    assert r["steps"] == [2, 3, 3]
+    # all three models for two steps, then the last two, which have a third step (the stopped
+    # one among them: masked); without the tail program, all three for three steps
+    assert r["segments"]["scan"] == r["segments"]["steps"] == [[0, 2, 0], [2, 3, 1]]
+    assert r["segments"]["scan_no_tail"] == [[0, 3, 0]]
     assert r["moved"] > 1e-3
     assert r["max_abs_diff"] < 0.1 * r["moved"]  # not another batch, rate or mask
+    assert r["no_tail_diff"] < 0.1 * r["moved"]
     assert r["loss_diff"] < 1e-3
     assert r["stopped_unchanged"]
+
+
+@pytest.mark.parametrize(
+    ("steps", "segments"),
+    [
+        # Kaggle's 42,000 rows: 5 fold models (525 or 526 steps), then 3 full fits (657)
+        ([525, 526, 525, 526, 525, 657, 657, 657], [(0, 526, 0), (526, 657, 5)]),
+        ([100] * 5, [(0, 100, 0)]),  # fold models only: nothing to leave out
+        ([591] * 10 + [657] * 3, [(0, 657, 0)]),  # 10 folds: it would save 7.7 %, not worth it
+        ([657, 525, 525, 525], [(0, 657, 0)]),  # the longer model is not at the end
+        ([2, 3, 3], [(0, 2, 0), (2, 3, 1)]),
+    ],
+)
+def test_the_epochs_tail_trains_only_the_models_with_more_steps(steps, segments):
+    from src.batched import epoch_segments
+
+    assert epoch_segments(np.array(steps)) == segments
 
 
 def test_each_fold_model_trains_only_on_its_own_rows(checked):
@@ -111,7 +134,13 @@ def test_batched_run_trains_every_fold_and_says_so(uninterrupted, data_dir):
     assert "engine: batched, 2 models in one program" in log
     run = out / "runs" / "whole"
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["engine"]["name"] == "batched" and summary["engine"]["models"] == 2
+    engine = summary["engine"]
+    assert engine["name"] == "batched" and engine["models"] == 2
+    # where the run's seconds went: building, 5 epochs, handing over, all within the run
+    assert engine["setup_s"] > 0 and engine["handover_s"] > 0
+    assert engine["first_epoch_s"] + 4 * engine["median_epoch_s"] == pytest.approx(
+        engine["epochs_s"], rel=0.5)  # fmt: skip
+    assert engine["setup_s"] + engine["epochs_s"] + engine["handover_s"] < summary["seconds"]
     assert summary["oof_accuracy"] > 0.6  # chance is 0.1
     for fold in (1, 2):
         history = json.loads((run / f"fold_{fold}" / "history.json").read_text())
