@@ -77,15 +77,15 @@ def throughput(args) -> None:
             continue  # the sequential engine's run is its models one after another
         for precision in args.precisions:
             for k, conv, tail in itertools.product(
-                args.models if batched and layout == "full" else [len(run_jobs) * batched or 1],
+                [len(run_jobs)] if layout == "run" else args.models if batched else [1],
                 args.convs if batched else ["native"],
-                args.tails if layout == "run" else ["on"],
+                args.tails if layout == "run" else ["-"],
             ):
                 keras.mixed_precision.set_global_policy(precision)
                 engine = make_engine(engine_name, params, data, epochs=args.epochs,
                                      patience=args.epochs, augment="affine", verbose=0,
                                      predict_test=False)  # fmt: skip
-                engine.unroll, engine.conv, engine.tail = args.unroll, conv, tail == "on"
+                engine.unroll, engine.conv, engine.tail = args.unroll, conv, tail != "off"
                 jobs = run_jobs if layout == "run" else [
                     Job(f"full_{i + 1}", np.arange(args.rows), None, 100 + i) for i in range(k)
                 ]  # fmt: skip
