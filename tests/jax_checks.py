@@ -113,7 +113,7 @@ def scan_epoch() -> dict:
         "moved": furthest([x[1] for x in a], start1),
         "loss_diff": float(
             max(np.abs(ma["loss"] - mb["loss"]).max(), np.abs(mb["loss"] - mn["loss"]).max())
-        ),  # fmt: skip
+        ),
         "stopped_unchanged": all(np.array_equal(x[2], s) for x, s in zip(b, start, strict=True)),
         "steps": [int(s) for s in engine.steps],
         "segments": segments,
