@@ -95,7 +95,8 @@ JAX_LOG_COMPILES=1 step kaggle42k 150 "${RUN[@]}" --run-name kaggle42k --data-di
 # The same again: every program now comes from runs/.jax-cache (what a second run saves).
 JAX_LOG_COMPILES=1 step kaggle42k-warm 150 "${RUN[@]}" --run-name kaggle42k-warm \
     --data-dir "$W/kaggle" --folds $FOLDS "${EPOCHS[@]}" --precision "$PREC"
-# Does the tail's own program pay on this card (its epochs) and at what compile (its first)?
+# Does the tail's own program pay on this card? Its epochs here; its compile is among
+# kaggle42k's jit(_steps_program) seconds (RESULT compiles=...).
 step throughput-tail 45 "$PY" -m benchmarks.engines throughput --rows $ROWS --engines batched \
     --jobs run --tails on off --epochs 2 --precisions "${PREC/auto/float32}"
 # The sequential default run on the sample takes minutes: it runs beside the next steps.
