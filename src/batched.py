@@ -262,17 +262,18 @@ class BatchedEngine(Engine):
         """The models from index `models` on (all: 0) through their next L batches: (state,
         summed losses, summed accuracies; zero for the models before `models`)."""
         run = jax.vmap(self._model_steps, in_axes=(0, 0, 0, 0, None, 0, 0, 0, None))
+        trained = ("tv", "ntv", "ov")
         tail = lambda a: a[models:]  # noqa: E731  (static: all of it, or the last models)
-        parts = [[tail(a) for a in state[part]] for part in ("tv", "ntv", "ov")]
-        *parts, loss, correct = run(*parts, tail(batches), first, tail(const["steps"]),
-                                    tail(active), tail(plateau_lr), const)  # fmt: skip
+        *new, loss, correct = run(*([tail(a) for a in state[part]] for part in trained),
+                                  tail(batches), first, tail(const["steps"]), tail(active),
+                                  tail(plateau_lr), const)  # fmt: skip
         if models:  # written back in place (the state is donated); the others sat out
             put = lambda a, b: jax.lax.dynamic_update_slice_in_dim(a, b, models, 0)  # noqa: E731
-            parts = [[put(a, b) for a, b in zip(state[part], values, strict=True)]
-                     for part, values in zip(("tv", "ntv", "ov"), parts, strict=True)]  # fmt: skip
+            new = [[put(a, b) for a, b in zip(state[part], values, strict=True)]
+                   for part, values in zip(trained, new, strict=True)]  # fmt: skip
             zeros = jnp.zeros(models, loss.dtype)
             loss, correct = jnp.concatenate([zeros, loss]), jnp.concatenate([zeros, correct])
-        return {**state, "tv": parts[0], "ntv": parts[1], "ov": parts[2]}, loss, correct
+        return {**state, **dict(zip(trained, new, strict=True))}, loss, correct
 
     def _forward(self, tv, ntv, x):
         """One model's class probabilities for a float batch, inference mode."""
