@@ -2,29 +2,17 @@
 
 A small CNN leaves a GPU nearly idle when it is trained one `model.fit` at a time: each step
 is a few milliseconds of kernel launches. Here the K models of a run (its folds and full fits)
-are one program instead:
-
-- each model is built by `build_model` under its own seed (the sequential engine's initial
-  weights), and the K copies of every variable are stacked along a leading axis;
-- one stateless train step (`stateless_call` + `optimizer.stateless_apply`) is `jax.vmap`ped
-  over that axis, and an epoch is one `jax.lax.scan` over its steps, with the training images
-  resident on the device and each model's batches gathered there from its own permutation;
-- the program trains a copy of the model whose convolutions are patches times the kernel as a
-  matrix (src/matmul_conv.py): under vmap one batched matrix product per layer where Keras's
-  convolutions become grouped convolutions, which run far slower; the plain model gets the
-  trained weights;
-- each epoch ends with every validated model scoring its own validation rows, in the same
-  program, and the host reading back a few numbers per model.
+are one program instead: their weights stacked along a leading axis, one train step `vmap`ped
+over it, an epoch one `lax.scan`, the data on the device. That device side is
+src/batched_program.py; this module is the host's side, the epoch loop and its bookkeeping.
 
 The sequential engine's semantics hold per model: its own initialisation, shuffling, dropout
 and `RandomWarp` draws (all from the job's seed); `ceil(rows / batch)` steps an epoch (the
 last batch topped up with rows from the start of the epoch's order, so every batch is full);
 the warm-up + cosine schedule on its own step count, or the plateau schedule on its own
-metric; early stopping on its own validation loss with the same patience, the best epoch's
-weights kept. Models whose epoch has fewer steps, or which have stopped, sit out the rest of
-the program's steps (their updates are masked), so one model never changes another; where the
-models with more steps are few (the full fits beside the fold models), the epoch's last steps
-are a program of those models alone (`epoch_segments`).
+metric (decided here, per model); early stopping on its own validation loss with the same
+patience, the best epoch's weights kept; each model handed over (predictions, then `on_done`)
+as soon as it is final.
 
 After the first epoch, and then every `CHECKPOINT_S` seconds, the whole state (weights,
 optimiser, best weights, counters, histories) is written to a checkpoint, so a killed run
@@ -33,23 +21,16 @@ resumes from its last checkpointed epoch and ends with the same models as an uni
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
-import keras
 import numpy as np
 
-from src.augment.layers import augmenting_model
-from src.ensemble import PREDICT_BATCH
+from src.batched_program import CONV, BatchedProgram
 from src.errors import UserError
 from src.files import atomic_path
 from src.jobs import Engine, Job, OnDone, OnEpoch, Trained
-from src.matmul_conv import with_matmul_convs
-from src.model import build_model
-from src.train import OPTIMIZERS, warmup_cosine
 
 # A checkpoint after the first epoch (so a resumed program always holds the same models), then
 # at most this often: on a GPU an epoch of a Kaggle-size run takes about a second and a
@@ -57,57 +38,17 @@ from src.train import OPTIMIZERS, warmup_cosine
 CHECKPOINT_S = 30.0
 # ReduceLROnPlateau's settings in src/train.py, applied per model on the host.
 PLATEAU = {"patience": 3, "factor": 0.5, "min_lr": 1e-5, "min_delta": 1e-4}
-# "matmul": convolutions as patches times a matrix (src/matmul_conv.py), a batched GEMM under
-# vmap; "native": Keras's convolutions, grouped convolutions under vmap.
-CONV = "matmul"
-# An epoch's tail, where only the models with more steps train (the full fits beside the fold
-# models), runs as a program of those models alone when that saves at least this share of the
-# epoch's model-steps: the masked models would otherwise be computed and thrown away.
-TAIL_SAVING = 0.1
-
-
-def epoch_segments(steps: np.ndarray, least: float = TAIL_SAVING) -> list[tuple[int, int, int]]:
-    """An epoch's step ranges and the models each trains: [(start, stop, first model)]. At most
-    two: every model up to a cut, then only the last ones in the stack, if they are the ones
-    with more steps (the full fits after the fold models) and leaving the others out saves at
-    least `least` of the epoch's model-steps."""
-    k, longest = len(steps), int(steps.max())
-    whole, best = k * longest, None
-    for first in range(1, k):
-        cut = int(steps[:first].max())
-        if cut < int(steps[first:].min()):
-            cost = k * cut + (k - first) * (longest - cut)
-            if best is None or cost < best[0]:
-                best = (cost, cut, first)
-    if best is None or whole - best[0] < least * whole:
-        return [(0, longest, 0)]
-    _, cut, first = best
-    return [(0, cut, 0), (cut, longest, first)]
-
-
-def build_trainer(params: dict, augment: str, seed: int, num_classes: int):
-    """(trainer, model): the model and, in front of it for training only, its augmentation."""
-    if augment not in ("affine", "none"):
-        raise UserError(f"--engine batched: --augment {augment} is not available; use affine")
-    model = build_model(params, num_classes)
-    return augmenting_model(model, params, augment, seed), model
-
-
-def _values(variables) -> list[np.ndarray]:
-    return [np.asarray(v.value) for v in variables]
 
 
 class BatchedEngine(Engine):
-    """Trains a list of jobs as one vmapped JAX program."""
+    """Trains a list of jobs as one vmapped JAX program (`program`, built by `train`)."""
 
     name = "batched"
 
     def __init__(self, params: dict, data, **settings):
         super().__init__(params, data, **settings)
-        self.batch = int(params["batch_size"])
-        self.unroll = 1  # steps per iteration of the epoch's loop (benchmarks/engines.py --unroll)
-        self.conv = CONV  # how the program computes convolutions (benchmarks/engines.py --convs)
-        self.tail = True  # the epoch's tail as a program of its own models (epoch_segments)
+        # The program's settings (benchmarks/engines.py varies them; see BatchedProgram).
+        self.unroll, self.conv, self.tail = 1, CONV, True
 
     def describe(self, jobs: list[Job]) -> str:
         return f"batched, {len(jobs)} model{'s' * (len(jobs) != 1)} in one program"
@@ -127,211 +68,6 @@ class BatchedEngine(Engine):
             "handover_s": getattr(self, "handover_s", 0.0),
         }
 
-    # ----------------------------------------------------------------------------------------
-    # The program
-    # ----------------------------------------------------------------------------------------
-
-    def _setup(self, jobs: list[Job]) -> None:
-        """Build the K models, their stacked initial state and the compiled epoch program."""
-        self.jobs = jobs
-        k = len(jobs)
-        # Validated jobs come first (the caller's order: folds, then full fits), so the epoch's
-        # validation runs on the static slice [:n_val] of the stack.
-        self.n_val = sum(j.val_rows is not None for j in jobs)
-        if any(j.val_rows is None for j in jobs[: self.n_val]):
-            raise ValueError("validated jobs must come before the others")
-
-        states = []
-        for job in jobs:
-            # Keras's global state reset as the sequential engine resets it, without its garbage
-            # collection (a fraction of a second each, for nothing: the models are kept).
-            keras.backend.clear_session(free_memory=False)
-            keras.utils.set_random_seed(job.seed)  # the sequential engine's initial weights
-            trainer, model = build_trainer(self.params, self.augment, job.seed,
-                                           len(self.data.layout.classes))  # fmt: skip
-            states.append((_values(trainer.trainable_variables),
-                           _values(trainer.non_trainable_variables)))  # fmt: skip
-        # The program's template: the last model, or its copy with matrix-product convolutions
-        # (the same variables in the same order, so every model's values fit it).
-        self.model = self.net = model
-        if self.conv == "matmul":
-            self.net = with_matmul_convs(model)
-            trainer = augmenting_model(self.net, self.params, self.augment, jobs[-1].seed)
-        self.trainer = trainer
-        self.optimizer = OPTIMIZERS[self.params["optimizer"]](float(self.params["learning_rate"]))
-        self.optimizer.build(trainer.trainable_variables)
-        names = [v.name for v in self.optimizer.variables]
-        self.lr_index, self.iter_index = names.index("learning_rate"), names.index("iteration")
-        opt_values = _values(self.optimizer.variables)
-
-        def stack(lists):
-            return [jnp.asarray(np.stack(vs)) for vs in zip(*lists, strict=True)]
-
-        # Copies made on the host: an eager copy on the device compiles a program per shape.
-        tv, best_tv = stack([s[0] for s in states]), stack([s[0] for s in states])
-        ntv, best_ntv = stack([s[1] for s in states]), stack([s[1] for s in states])
-        ov = stack([opt_values] * k)
-        self.state = {"tv": tv, "ntv": ntv, "ov": ov, "best_tv": best_tv, "best_ntv": best_ntv}
-
-        n_rows = np.array([len(j.train_rows) for j in jobs])
-        self.steps = np.ceil(n_rows / self.batch).astype(np.int32)  # per model, like fit's
-        self.max_steps = int(self.steps.max())
-        self.segments = epoch_segments(self.steps) if self.tail else [(0, self.max_steps, 0)]
-        width = int(n_rows.max())
-        rows = np.stack([np.resize(j.train_rows, width) for j in jobs])  # padded by repetition
-        self.const = {
-            "x": jnp.asarray(self.data.x_train),  # uint8 on the device; cast per batch
-            "y": jnp.asarray(self.data.y_train.astype(np.int32)),
-            "rows": jnp.asarray(rows.astype(np.int32)),
-            "n_rows": jnp.asarray(n_rows.astype(np.int32)),
-            "steps": jnp.asarray(self.steps),
-            "keys": jnp.stack([jax.random.key_data(jax.random.key(j.seed)) for j in jobs]),
-        }
-        if self.n_val:
-            val = [j.val_rows for j in jobs[: self.n_val]]
-            v_width = math.ceil(max(map(len, val)) / PREDICT_BATCH) * PREDICT_BATCH
-            self.const["val_rows"] = jnp.asarray(np.stack([np.resize(v, v_width) for v in val]))
-            self.const["val_n"] = jnp.asarray(np.array([len(v) for v in val], np.int32))
-        # On a GPU an epoch's segment is one scan; XLA's CPU backend runs convolutions inside a
-        # loop about ten times slower than outside one, so there each step is its own call.
-        on_gpu = jax.default_backend() == "gpu"
-        self.steps_per_call = self.max_steps if on_gpu else 1
-        self._orders = jax.jit(jax.vmap(self._order, in_axes=(0, 0, 0, None)))
-        self._steps = jax.jit(self._steps_program, donate_argnums=0, static_argnames="models")
-        self._score = jax.jit(self._score_program, donate_argnums=0)
-        self._predict = jax.jit(self._predict_program, static_argnames="chunk")
-
-    def _lr(self, iteration, steps, plateau_lr):
-        """This model's learning rate at `iteration` (its own steps per epoch)."""
-        if self.params["schedule"] == "plateau":
-            return plateau_lr
-        return warmup_cosine(iteration, self.params["learning_rate"], steps, self.epochs)
-
-    def _train_step(self, tv, ntv, ov, x, y, lr):
-        """One model's stateless Keras train step (vmapped over the models)."""
-
-        def loss_fn(tv):
-            proba, new_ntv = self.trainer.stateless_call(tv, ntv, x, training=True)
-            loss = keras.losses.sparse_categorical_crossentropy(y, proba)
-            return jnp.mean(loss), (new_ntv, proba)
-
-        (loss, (ntv, proba)), grads = jax.value_and_grad(loss_fn, has_aux=True)(tv)
-        ov = list(ov)
-        ov[self.lr_index] = jnp.asarray(lr, ov[self.lr_index].dtype)
-        tv, ov = self.optimizer.stateless_apply(ov, grads, tv)
-        correct = jnp.mean((jnp.argmax(proba, axis=-1) == y).astype(jnp.float32))
-        return tv, ntv, ov, loss, correct
-
-    def _order(self, key, rows, n_rows, epoch):
-        """One model's batches for `epoch`, (max_steps, batch) rows: its own permutation, the
-        last batch topped up from the start of it, padding past its own steps."""
-        noise = jax.random.uniform(
-            jax.random.fold_in(jax.random.wrap_key_data(key), epoch), (rows.shape[0],)
-        )
-        order = jnp.argsort(jnp.where(jnp.arange(rows.shape[0]) < n_rows, noise, 2.0))
-        positions = jnp.arange(self.max_steps * self.batch)
-        positions = jnp.where(positions < n_rows, positions, positions % n_rows)
-        return rows[order[positions]].reshape(self.max_steps, self.batch)
-
-    def _model_steps(self, tv, ntv, ov, batches, first, steps, active, plateau_lr, const):
-        """One model through `batches` (L, batch), step indices first..first+L-1 of the epoch;
-        steps past its own `steps`, or of a stopped model, leave it unchanged."""
-
-        def step(carry, inputs):
-            tv, ntv, ov = carry
-            index, batch_rows = inputs
-            x = const["x"][batch_rows].astype("float32")
-            y = const["y"][batch_rows]
-            lr = self._lr(ov[self.iter_index], steps, plateau_lr)
-            new = self._train_step(tv, ntv, ov, x, y, lr)
-            live = active & (index < steps)
-            keep = lambda a, b: jnp.where(live, a, b)  # noqa: E731
-            carry = jax.tree.map(keep, new[:3], (tv, ntv, ov))
-            return carry, (keep(new[3], 0.0), keep(new[4], 0.0))
-
-        if batches.shape[0] == 1:  # no loop at all (the CPU)
-            (tv, ntv, ov), (loss, correct) = step((tv, ntv, ov), (first, batches[0]))
-            return tv, ntv, ov, loss, correct
-        indices = first + jnp.arange(batches.shape[0])
-        (tv, ntv, ov), (losses, corrects) = jax.lax.scan(
-            step, (tv, ntv, ov), (indices, batches), unroll=self.unroll
-        )
-        return tv, ntv, ov, losses.sum(), corrects.sum()
-
-    def _steps_program(self, state, batches, first, active, plateau_lr, const, models=0):
-        """The models from index `models` on (all: 0) through their next L batches: (state,
-        summed losses, summed accuracies; zero for the models before `models`)."""
-        run = jax.vmap(self._model_steps, in_axes=(0, 0, 0, 0, None, 0, 0, 0, None))
-        trained = ("tv", "ntv", "ov")
-        tail = lambda a: a[models:]  # noqa: E731  (static: all of it, or the last models)
-        *new, loss, correct = run(*([tail(a) for a in state[part]] for part in trained),
-                                  tail(batches), first, tail(const["steps"]), tail(active),
-                                  tail(plateau_lr), const)  # fmt: skip
-        if models:  # written back in place (the state is donated); the others sat out
-            put = lambda a, b: jax.lax.dynamic_update_slice_in_dim(a, b, models, 0)  # noqa: E731
-            new = [[put(a, b) for a, b in zip(state[part], values, strict=True)]
-                   for part, values in zip(trained, new, strict=True)]  # fmt: skip
-            zeros = jnp.zeros(models, loss.dtype)
-            loss, correct = jnp.concatenate([zeros, loss]), jnp.concatenate([zeros, correct])
-        return {**state, **dict(zip(trained, new, strict=True))}, loss, correct
-
-    def _forward(self, tv, ntv, x):
-        """One model's class probabilities for a float batch, inference mode."""
-        proba, _ = self.trainer.stateless_call(tv, ntv, x, training=False)
-        return proba.astype(jnp.float32)
-
-    def _evaluate(self, tv, ntv, val_rows, val_n, const):
-        """One model's validation loss and accuracy on its own rows (padding masked)."""
-        chunks = val_rows.reshape(-1, PREDICT_BATCH)
-
-        def score(rows):
-            proba = self._forward(tv, ntv, const["x"][rows].astype("float32"))
-            y = const["y"][rows]
-            loss = keras.losses.sparse_categorical_crossentropy(y, proba)
-            return loss, (jnp.argmax(proba, axis=-1) == y).astype(jnp.float32)
-
-        losses, correct = jax.lax.map(score, chunks)
-        valid = jnp.arange(val_rows.shape[0]) < val_n
-        losses, correct = losses.reshape(-1), correct.reshape(-1)
-        return (jnp.sum(jnp.where(valid, losses, 0.0)) / val_n,
-                jnp.sum(jnp.where(valid, correct, 0.0)) / val_n)  # fmt: skip
-
-    def _score_program(self, state, active, plateau_lr, best_loss, const):
-        """End of an epoch: the rate each model ends it with; the validated models' scores on
-        their own rows, and their best weights kept (Keras's EarlyStopping: strictly lower)."""
-        lr = jax.vmap(self._lr)(state["ov"][self.iter_index], const["steps"], plateau_lr)
-        metrics = {"learning_rate": lr}
-        if not self.n_val:
-            return state, metrics
-        v = self.n_val
-        head = lambda tree: [a[:v] for a in tree]  # noqa: E731
-        val_loss, val_acc = jax.vmap(self._evaluate, in_axes=(0, 0, 0, 0, None))(
-            head(state["tv"]), head(state["ntv"]), const["val_rows"], const["val_n"], const
-        )
-        improved = active[:v] & (val_loss < best_loss)
-        better = jnp.concatenate([improved, jnp.zeros(len(self.jobs) - v, bool)])
-
-        def pick(new, old):
-            return jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
-
-        state = {
-            **state,
-            "best_tv": [pick(a, b) for a, b in zip(state["tv"], state["best_tv"], strict=True)],
-            "best_ntv": [pick(a, b) for a, b in zip(state["ntv"], state["best_ntv"], strict=True)],
-        }
-        metrics.update(val_loss=val_loss, val_accuracy=val_acc, improved=improved)
-        return state, metrics
-
-    def _predict_program(self, tv, ntv, x, chunk):
-        """Probabilities of one model (sliced out of the stack) for uint8 images, by chunk."""
-        chunks = x.reshape(-1, chunk, *x.shape[1:])
-        proba = jax.lax.map(lambda b: self._forward(tv, ntv, b.astype("float32")), chunks)
-        return proba.reshape(x.shape[0], -1)
-
-    # ----------------------------------------------------------------------------------------
-    # The host's side: early stopping, plateau schedule, checkpoints, results
-    # ----------------------------------------------------------------------------------------
-
     def train(self, jobs: list[Job], on_done: OnDone, on_epoch: OnEpoch | None = None,
               checkpoint: Path | None = None, on_start=None) -> None:  # fmt: skip
         """Train every job together; `on_done` gets each one as soon as it is final.
@@ -340,7 +76,10 @@ class BatchedEngine(Engine):
         continues from it (same jobs, same settings: the caller checks the run folder).
         """
         start = time.perf_counter()
-        self._setup(jobs)
+        self.program = BatchedProgram(self.params, self.data, jobs, augment=self.augment,
+                                      epochs=self.epochs, conv=self.conv, tail=self.tail,
+                                      unroll=self.unroll)  # fmt: skip
+        self.jobs, self.n_val = jobs, self.program.n_val
         self.setup_s, self.handover_s = time.perf_counter() - start, 0.0
         k, v = len(jobs), self.n_val
         host = {
@@ -369,7 +108,7 @@ class BatchedEngine(Engine):
         while host["epoch"] < self.epochs and host["active"].any():
             epoch = host["epoch"]
             tick = time.perf_counter()
-            self.state, metrics = self._run_epoch(epoch, host)
+            metrics = self.program.run_epoch(epoch, host["active"], host["lr"], host["best_loss"])
             seconds = time.perf_counter() - tick
             self.epoch_seconds.append(seconds)
             finished = self._after_epoch(epoch, metrics, host, on_epoch)
@@ -390,26 +129,6 @@ class BatchedEngine(Engine):
         if checkpoint is not None:
             checkpoint.unlink(missing_ok=True)
         self.wall_s = time.perf_counter() - start
-
-    def _run_epoch(self, epoch: int, host: dict) -> tuple[dict, dict]:
-        """One epoch of every model on the device; its metrics on the host."""
-        c = self.const
-        active, lr = jnp.asarray(host["active"]), jnp.asarray(host["lr"])
-        batches = self._orders(c["keys"], c["rows"], c["n_rows"], epoch)
-        state, loss, correct = self.state, 0.0, 0.0
-        for start, stop, models in self.segments:
-            length = min(self.steps_per_call, stop - start)
-            for first in range(start, stop, length):
-                state, step_loss, step_correct = self._steps(
-                    state, batches[:, first : first + length], first, active, lr, c,
-                    models=models,
-                )  # fmt: skip
-                loss, correct = loss + step_loss, correct + step_correct
-        state, metrics = self._score(state, active, lr, jnp.asarray(host["best_loss"]), c)
-        done = np.maximum(self.steps, 1)
-        metrics = {k: np.asarray(v) for k, v in metrics.items()}  # waits for the device
-        metrics.update(loss=np.asarray(loss) / done, accuracy=np.asarray(correct) / done)
-        return state, metrics
 
     def _after_epoch(self, epoch: int, m: dict, host: dict, on_epoch) -> np.ndarray:
         """Histories, early stopping and the plateau schedule; which models finished now."""
@@ -460,42 +179,23 @@ class BatchedEngine(Engine):
 
     def _finish(self, i: int, host: dict, on_done: OnDone) -> None:
         """Hand model i over: best weights (validated) or last (not), predictions, history."""
-        job = self.jobs[i]
-        which = ("best_tv", "best_ntv") if i < self.n_val else ("tv", "ntv")
-        # Sliced on the host: slicing each array on the device compiles a program per shape.
-        tv = [np.asarray(a)[i] for a in self.state[which[0]]]
-        ntv = [np.asarray(a)[i] for a in self.state[which[1]]]
+        job, program = self.jobs[i], self.program
+        tv, ntv = program.weights(i, best=i < self.n_val)
         tick = time.perf_counter()
         val_proba = None
         if job.val_rows is not None:
-            val_proba = self.predict(tv, ntv, self.data.x_train[job.val_rows])
-        test_proba = self.predict(tv, ntv, self.data.x_test) if self.predict_test else None
-        for variable, value in zip(self.trainer.trainable_variables, tv, strict=True):
-            variable.assign(value)
-        for variable, value in zip(self.trainer.non_trainable_variables, ntv, strict=True):
-            variable.assign(value)
-        if self.net is not self.model:  # the same variables in the same order
-            self.model.set_weights(self.net.get_weights())
+            val_proba = program.predict(tv, ntv, self.data.x_train[job.val_rows])
+        test_proba = program.predict(tv, ntv, self.data.x_test) if self.predict_test else None
+        model = program.load_into_model(tv, ntv)
         share = host["seconds"] / len(self.jobs) + time.perf_counter() - tick
         host["reported"][i] = True
-        on_done(Trained(job=job, model=self.model, history=host["history"][i],
+        on_done(Trained(job=job, model=model, history=host["history"][i],
                         val_proba=val_proba, test_proba=test_proba, seconds=share))  # fmt: skip
         self.handover_s += time.perf_counter() - tick
 
-    def predict(self, tv, ntv, x: np.ndarray) -> np.ndarray:
-        """One model's probabilities for uint8 images, in inference-size chunks.
-
-        Padded to whole chunks, so folds whose sizes differ by a row share one compiled program.
-        """
-        n = len(x)
-        chunk = min(PREDICT_BATCH, n)
-        padded = np.zeros((math.ceil(n / chunk) * chunk, *x.shape[1:]), x.dtype)
-        padded[:n] = x
-        return np.asarray(self._predict(tv, ntv, jnp.asarray(padded), chunk=chunk))[:n]
-
     def _save_checkpoint(self, path: Path, host: dict) -> None:
         arrays = {}
-        for part, values in self.state.items():
+        for part, values in self.program.state.items():
             for j, value in enumerate(values):
                 arrays[f"{part}/{j}"] = np.asarray(value)
         for key in ("epoch", "active", "best_loss", "wait", "lr", "plateau_best",
@@ -516,8 +216,9 @@ class BatchedEngine(Engine):
                     f"{path}: a checkpoint of other models ({', '.join(names)}); delete it to"
                     " retrain them from the start"
                 )
-            for part, values in self.state.items():
-                self.state[part] = [jnp.asarray(z[f"{part}/{j}"]) for j in range(len(values))]
+            state = self.program.state
+            for part, values in state.items():
+                state[part] = [jnp.asarray(z[f"{part}/{j}"]) for j in range(len(values))]
             for key in host:
                 if f"host/{key}" in z.files:
                     value = z[f"host/{key}"]

@@ -6,9 +6,10 @@ each model's `Trained` result as soon as that model is final. Two engines share 
 
 - `sequential` (`src/sequential.py`): one `model.fit` after another. Any Keras backend; the
   default on a CPU, where TensorFlow's `tf.data` path is fastest.
-- `batched` (`src/batched.py`): every job of the call trained together as one compiled JAX
-  program (weights stacked, one `jax.vmap`ped train step, an epoch as one `lax.scan`, the data
-  on the device). Keras on JAX; the default when JAX has a GPU.
+- `batched` (`src/batched.py`, its programs in `src/batched_program.py`): every job of the call
+  trained together as one compiled JAX program (weights stacked, one `jax.vmap`ped train step,
+  an epoch as one `lax.scan`, the data on the device). Keras on JAX; the default when JAX has a
+  GPU.
 
 Both keep the same semantics: validated jobs early-stop on their validation loss with
 `patience` and keep their best epoch; jobs without validation rows train every epoch.

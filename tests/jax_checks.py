@@ -17,6 +17,7 @@ import numpy as np
 
 from src.augment.layers import augmenting_model
 from src.batched import BatchedEngine
+from src.batched_program import BatchedProgram
 from src.config import ROOT
 from src.cv import fold_jobs
 from src.data import load_digits
@@ -53,20 +54,19 @@ def steps() -> dict:
     rows = np.arange(640)
     mine, start = {}, {}
     for conv in ("matmul", "native"):
-        engine = BatchedEngine(params, data, epochs=3, patience=3, augment="affine")
-        engine.conv = conv
-        engine._setup([Job("a", rows, None, 7), Job("b", rows, None, 7), Job("c", rows, None, 8)])
-        start[conv] = [np.asarray(v[0]) for v in engine.state["tv"]]
-        state, on = engine.state, jnp.ones(3, bool)
+        jobs = [Job("a", rows, None, 7), Job("b", rows, None, 7), Job("c", rows, None, 8)]
+        program = BatchedProgram(params, data, jobs, augment="affine", epochs=3, conv=conv)
+        start[conv] = [np.asarray(v[0]) for v in program.state["tv"]]
+        state, on = program.state, jnp.ones(3, bool)
         for i, b in enumerate(batches):
             stacked = jnp.asarray(np.stack([b, b, b])[:, None, :])
-            state, _, _ = engine._steps(state, stacked, i, on, jnp.full(3, 0.0), engine.const)
+            state, _, _ = program.run_steps(state, stacked, i, on, jnp.full(3, 0.0), program.const)
         mine[conv] = [np.asarray(v) for v in state["tv"]]
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(7)  # the sequential engine's set-up for seed 7
     trainer = augmenting_model(build_model(params), params, "affine", 7)
-    compile_model(trainer, params, int(engine.steps[0]), 3)
+    compile_model(trainer, params, int(program.steps[0]), 3)
     for b in batches:
         trainer.train_on_batch(data.x_train[b].astype("float32"), data.y_train[b])
     ref = [np.asarray(v.value) for v in trainer.trainable_variables]
@@ -95,17 +95,15 @@ def scan_epoch() -> dict:
     params = {**default_params("cnn"), "optimizer": "sgd"}  # see `steps` on Adam
     ends, segments = {}, {}
     for way in ("steps", "scan", "scan_no_tail"):
-        engine = BatchedEngine(params, data, epochs=2, patience=2, augment="affine")
-        engine.tail = way != "scan_no_tail"
-        engine._setup(jobs)
-        segments[way] = [list(segment) for segment in engine.segments]
-        start = [np.asarray(v[2]) for v in engine.state["tv"]]
-        start1 = [np.asarray(v[1]) for v in engine.state["tv"]]
-        engine.steps_per_call = 1 if way == "steps" else engine.max_steps
-        host = {"active": np.array([True, True, False]), "lr": np.zeros(3, np.float32),
-                "best_loss": np.zeros(0, np.float32)}  # fmt: skip
-        state, metrics = engine._run_epoch(0, host)
-        ends[way] = ([np.asarray(v) for v in state["tv"]], metrics)
+        program = BatchedProgram(params, data, jobs, augment="affine", epochs=2,
+                                 tail=way != "scan_no_tail")  # fmt: skip
+        segments[way] = [list(segment) for segment in program.segments]
+        start = [np.asarray(v[2]) for v in program.state["tv"]]
+        start1 = [np.asarray(v[1]) for v in program.state["tv"]]
+        program.steps_per_call = 1 if way == "steps" else program.max_steps
+        active, lr = np.array([True, True, False]), np.zeros(3, np.float32)
+        metrics = program.run_epoch(0, active, lr, best_loss=np.zeros(0, np.float32))
+        ends[way] = ([np.asarray(v) for v in program.state["tv"]], metrics)
     (a, ma), (b, mb), (n, mn) = ends["steps"], ends["scan"], ends["scan_no_tail"]
     return {
         "max_abs_diff": furthest(a, b),
@@ -115,7 +113,7 @@ def scan_epoch() -> dict:
             max(np.abs(ma["loss"] - mb["loss"]).max(), np.abs(mb["loss"] - mn["loss"]).max())
         ),
         "stopped_unchanged": all(np.array_equal(x[2], s) for x, s in zip(b, start, strict=True)),
-        "steps": [int(s) for s in engine.steps],
+        "steps": [int(s) for s in program.steps],
         "segments": segments,
     }
 
@@ -125,14 +123,13 @@ def orders() -> dict:
     each epoch, a new order each epoch, and its steps ceil(rows / batch)."""
     data = sample(1000)
     jobs = fold_jobs(data.y_train, 3, 5)
-    engine = BatchedEngine(default_params("cnn"), data, epochs=2, patience=2, augment="affine")
-    engine._setup(jobs)
-    c = engine.const
+    program = BatchedProgram(default_params("cnn"), data, jobs, augment="affine", epochs=2)
+    c = program.const
     out = {"subset": True, "covers": True, "steps_ok": True, "reshuffled": True}
-    epochs = [np.asarray(engine._orders(c["keys"], c["rows"], c["n_rows"], e)) for e in (0, 1)]
+    epochs = [np.asarray(program.orders(c["keys"], c["rows"], c["n_rows"], e)) for e in (0, 1)]
     for k, job in enumerate(jobs):
-        steps = int(engine.steps[k])
-        out["steps_ok"] &= steps == -(-len(job.train_rows) // engine.batch)
+        steps = int(program.steps[k])
+        out["steps_ok"] &= steps == -(-len(job.train_rows) // program.batch)
         seen = [e[k, :steps].ravel() for e in epochs]
         for rows in seen:
             out["subset"] &= bool(np.isin(rows, job.train_rows).all())

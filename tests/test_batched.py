@@ -80,7 +80,7 @@ def test_an_epoch_as_one_scan_equals_step_by_step_calls(checked):
     ],
 )
 def test_the_epochs_tail_trains_only_the_models_with_more_steps(steps, segments):
-    from src.batched import epoch_segments
+    from src.batched_program import epoch_segments
 
     assert epoch_segments(np.array(steps)) == segments
 
