@@ -32,7 +32,6 @@ import numpy as np
 
 from src.augment.layers import augmenting_model
 from src.ensemble import PREDICT_BATCH
-from src.errors import UserError
 from src.jobs import Job
 from src.matmul_conv import with_matmul_convs
 from src.model import build_model
@@ -68,8 +67,6 @@ def epoch_segments(steps: np.ndarray, least: float = TAIL_SAVING) -> list[tuple[
 
 def build_trainer(params: dict, augment: str, seed: int, num_classes: int):
     """(trainer, model): the model and, in front of it for training only, its augmentation."""
-    if augment not in ("affine", "none"):
-        raise UserError(f"--engine batched: --augment {augment} is not available; use affine")
     model = build_model(params, num_classes)
     return augmenting_model(model, params, augment, seed), model
 

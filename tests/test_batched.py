@@ -129,6 +129,20 @@ def uninterrupted(data_dir, tmp_path_factory):
     return out, finish(run_py(data_dir, out, "--run-name", "whole"))
 
 
+def test_an_augmentation_the_engine_cannot_apply_is_refused_before_anything_is_written(
+    data_dir, tmp_path
+):
+    """Keras's preprocessing layers inside a JAX program: one line, exit 2, no run folder (a
+    corrected rerun with the same --run-name would otherwise be refused as another run's)."""
+    proc = run_py(data_dir, tmp_path, "--augment", "layers", "--run-name", "x")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2, out[-3000:]
+    assert out.strip().splitlines()[-1] == (
+        "error: --augment layers needs the TensorFlow backend; use --augment affine"
+    )
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
 def test_batched_run_trains_every_fold_and_says_so(uninterrupted, data_dir):
     out, log = uninterrupted
     assert "engine: batched, 2 models in one program" in log

@@ -48,6 +48,17 @@ def test_idg_has_no_in_model_form(in_model):
                         epochs=1, patience=1, augment="idg", seed=0)  # fmt: skip
 
 
+def test_an_augmentation_the_run_cannot_apply_is_refused_before_its_run_folder(in_model, runner):
+    """On a GPU (in-model augmentation) `--augment idg` ends in one line before anything is
+    written: a run folder left behind would make the corrected rerun a refused resume."""
+    args = ["--data-dir", str(ROOT / "input" / "sample"), "--trials", "0", "--run-name", "x"]
+    code, out, err = runner(*args, "--augment", "idg")
+    assert code == 2
+    assert err.strip() == "error: --augment idg needs TensorFlow on a CPU; use --augment affine"
+    assert [p for p in runner.written() if p.is_file()] == []
+    assert not (runner.runs / "x").exists()
+
+
 def test_sequential_early_stopping_hands_back_the_best_epoch(sample_frames):
     """Validation labels shuffled: the validation loss rises as the model learns, so the fold
     stops --patience epochs after its best (first) epoch and keeps that epoch's weights."""

@@ -24,17 +24,24 @@ def preprocessing_layers(params: dict, seed: int | None = None) -> keras.Sequent
     return keras.Sequential(steps, name="augment")
 
 
+def check_augment(augment: str, in_model: bool) -> None:
+    """Refuse, with the flag to use instead, an augmentation a run cannot apply. Inside the
+    model (a GPU, Keras off TensorFlow, the batched engine) there is `affine`, `none`, and
+    `layers` on TensorFlow; a TensorFlow CPU run's tf.data pipeline has every backend."""
+    if not in_model or augment in ("affine", "none"):
+        return
+    if augment == "layers" and keras.backend.backend() == "tensorflow":
+        return
+    # ImageDataGenerator is NumPy on the host; Keras's preprocessing layers inside a JAX model
+    # took 213 ms a step on an H100 where RandomWarp takes 5-10 ms (benchmarks/).
+    needs = "TensorFlow on a CPU" if augment == "idg" else "the TensorFlow backend"
+    raise UserError(f"--augment {augment} needs {needs}; use --augment affine")
+
+
 def augmenting_model(model: keras.Model, params: dict, augment: str, seed: int) -> keras.Model:
     """`model` behind a training-only augmentation layer; both share the same weights."""
     if augment == "none":
         return model
-    if augment == "affine":
-        layer = RandomWarp(params, seed)
-    elif augment == "layers" and keras.backend.backend() == "tensorflow":
-        layer = preprocessing_layers(params, seed)
-    else:
-        # ImageDataGenerator is NumPy on the host; Keras's preprocessing layers inside a JAX
-        # model took 213 ms a step on an H100 where RandomWarp takes 5-10 ms (benchmarks/).
-        needs = "TensorFlow on a CPU" if augment == "idg" else "the TensorFlow backend"
-        raise UserError(f"--augment {augment} needs {needs}; use --augment affine")
+    check_augment(augment, in_model=True)
+    layer = RandomWarp(params, seed) if augment == "affine" else preprocessing_layers(params, seed)
     return keras.Sequential([keras.Input(model.input_shape[1:]), layer, model], name="trainer")
