@@ -35,7 +35,7 @@ from src.ensemble import PREDICT_BATCH
 from src.jobs import Job
 from src.matmul_conv import with_matmul_convs
 from src.model import build_model
-from src.train import OPTIMIZERS, warmup_cosine
+from src.train import OPTIMIZERS, reset_keras, warmup_cosine
 
 # "matmul": convolutions as patches times a matrix (src/matmul_conv.py), a batched GEMM under
 # vmap; "native": Keras's convolutions, grouped convolutions under vmap.
@@ -108,7 +108,7 @@ class BatchedProgram:
         for job in self.jobs:
             # Keras's global state reset as the sequential engine resets it, without its garbage
             # collection (a fraction of a second each, for nothing: the models are kept).
-            keras.backend.clear_session(free_memory=False)
+            reset_keras(free_memory=False)
             keras.utils.set_random_seed(job.seed)  # the sequential engine's initial weights
             trainer, model = build_trainer(self.params, augment, job.seed,
                                            len(self.data.layout.classes))  # fmt: skip

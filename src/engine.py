@@ -63,6 +63,16 @@ def resolve_engine(requested: str) -> str:
     return requested
 
 
+def check_precision(engine: str, precision: str) -> None:
+    """Refuse float16 in the batched engine: its gradients need loss scaling (Keras's `fit`
+    wraps the optimiser in a LossScaleOptimizer), which the batched engine does not do."""
+    if engine == "batched" and precision == "mixed_float16":
+        raise UserError(
+            "--engine batched: --precision mixed_float16 needs loss scaling, which this engine"
+            " does not do; use --precision mixed_bfloat16"
+        )
+
+
 def make_engine(name: str, params: dict, data, **settings):
     """The engine called `name` ("sequential" or "batched"), ready to `train` jobs.
 

@@ -14,7 +14,6 @@ import os
 import signal
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 import optuna
 
@@ -23,7 +22,7 @@ from src.cv import fold_jobs
 from src.data import Digits
 from src.engine import keep_compiled_programs, make_engine
 from src.study import FINISHED, TAKEN, count, draw_params, open_study, worker_id
-from src.train import configure_device
+from src.train import configure_device, reset_keras
 
 
 def pruning_hook(trial: optuna.Trial, epochs: int):
@@ -76,7 +75,7 @@ class Objective:
         try:
             engine.train(jobs, record, on_epoch=pruning_hook(trial, cfg.search_epochs))
         finally:
-            keras.backend.clear_session()  # free this trial's models before the next
+            reset_keras()  # free this trial's models before the next
             gc.collect()
         # Per fold, for benchmarks/search_agreement to rank trials by other objectives.
         trial.set_user_attr("fold_accuracy", [float(s) for s in scores])

@@ -95,7 +95,7 @@ def run(cfg: Config, command: str = "") -> None:
 
     import_keras()
     from src.augment.layers import check_augment
-    from src.engine import keep_compiled_programs, resolve_engine
+    from src.engine import check_precision, keep_compiled_programs, resolve_engine
     from src.train import augment_in_model, configure_determinism, configure_device
 
     cache = keep_compiled_programs(cfg.runs_dir)
@@ -103,6 +103,7 @@ def run(cfg: Config, command: str = "") -> None:
     # Before the run folder exists: a refused run leaves nothing that its rerun would trip on.
     check_augment(cfg.augment, in_model=engine == "batched" or augment_in_model())
     precision, device = configure_device(cfg.precision)
+    check_precision(engine, precision)
     cfg = replace(cfg, engine=engine, precision=precision)  # what the run folder records
     kept = f"; compiled programs kept in {show(cache)}" if cache else ""
     print(f"device: {device}{kept}", flush=True)

@@ -14,7 +14,7 @@ import keras
 from src.ensemble import predict_proba
 from src.jobs import Engine, Job, OnDone, OnEpoch, Trained
 from src.model import build_model
-from src.train import fit_model
+from src.train import fit_model, reset_keras
 
 
 class _EpochHook(keras.callbacks.Callback):
@@ -57,7 +57,7 @@ class SequentialEngine(Engine):
 
     def train_one(self, job: Job, index: int = 0, on_epoch: OnEpoch | None = None) -> Trained:
         x, y = self.data.x_train, self.data.y_train
-        keras.backend.clear_session()  # free the previous job's graph and weights
+        reset_keras()  # free the previous job's graph and weights
         keras.utils.set_random_seed(job.seed)  # per job: a resumed job trains identically
         val = None
         if job.val_rows is not None:

@@ -169,5 +169,32 @@ def early_stopping() -> dict:
     return done
 
 
+def precision() -> dict:
+    """Under mixed_bfloat16 every model computes in bfloat16 (the programs' copy with
+    matrix-product convolutions, and each model handed over): Keras's per-model reset
+    (clear_session) would put the policy back to float32."""
+    from src.train import configure_device
+
+    def convs(model) -> list[str]:
+        return sorted({layer.compute_dtype for layer in model.layers
+                       if isinstance(layer, keras.layers.Conv2D)})  # fmt: skip
+
+    configure_device("mixed_bfloat16")
+    data = sample(128)
+    jobs = [Job("a", np.arange(128), None, 1), Job("b", np.arange(128), None, 2)]
+    engine = BatchedEngine(default_params("cnn"), data, epochs=1, patience=1, augment="affine",
+                           verbose=0, predict_test=False)  # fmt: skip
+    done = {}
+    engine.train(jobs, lambda t: done.update({t.job.name: (convs(t.model), t.history["loss"])}))
+    out = {
+        "program": convs(engine.program.net),
+        "handed_over": {name: dtypes for name, (dtypes, _) in done.items()},
+        "losses_finite": all(np.isfinite(loss).all() for _, loss in done.values()),
+        "policy_after": keras.mixed_precision.global_policy().name,
+    }
+    keras.mixed_precision.set_global_policy("float32")
+    return out
+
+
 if __name__ == "__main__":
     print(json.dumps({name: globals()[name]() for name in sys.argv[1:]}))

@@ -25,7 +25,7 @@ JAX_ENV = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT),
            "PYTHONUNBUFFERED": "1"}  # fmt: skip
 FLAGS = ["--folds", "2", "--epochs", "5", "--full-fits", "0", "--trials", "0", "--seed", "3",
          "--engine", "batched"]  # fmt: skip
-CHECKS = ("steps", "scan_epoch", "orders", "early_stopping")  # tests/jax_checks.py
+CHECKS = ("steps", "scan_epoch", "orders", "early_stopping", "precision")  # tests/jax_checks.py
 
 
 @pytest.fixture(scope="module")
@@ -129,17 +129,34 @@ def uninterrupted(data_dir, tmp_path_factory):
     return out, finish(run_py(data_dir, out, "--run-name", "whole"))
 
 
-def test_an_augmentation_the_engine_cannot_apply_is_refused_before_anything_is_written(
-    data_dir, tmp_path
+def test_every_model_computes_in_the_chosen_precision(checked):
+    """--precision mixed_bfloat16 reaches every model of the stack, not only the first: the
+    engine resets Keras before each model, which on its own puts the policy back to float32."""
+    r = checked["precision"]
+    assert r["program"] == ["bfloat16"]
+    assert r["handed_over"] == {"a": ["bfloat16"], "b": ["bfloat16"]}
+    assert r["losses_finite"] and r["policy_after"] == "mixed_bfloat16"
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--augment", "layers"],  # Keras's preprocessing layers inside a JAX program
+         "error: --augment layers needs the TensorFlow backend; use --augment affine"),
+        (["--precision", "mixed_float16"],  # float16 gradients without loss scaling
+         "error: --engine batched: --precision mixed_float16 needs loss scaling, which this"
+         " engine does not do; use --precision mixed_bfloat16"),
+    ],
+)  # fmt: skip
+def test_settings_the_engine_cannot_honour_are_refused_before_anything_is_written(
+    data_dir, tmp_path, flags, error
 ):
-    """Keras's preprocessing layers inside a JAX program: one line, exit 2, no run folder (a
-    corrected rerun with the same --run-name would otherwise be refused as another run's)."""
-    proc = run_py(data_dir, tmp_path, "--augment", "layers", "--run-name", "x")
+    """One line, exit 2, no run folder (a corrected rerun with the same --run-name would
+    otherwise be refused as a resume of another run's settings)."""
+    proc = run_py(data_dir, tmp_path, *flags, "--run-name", "x")
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 2, out[-3000:]
-    assert out.strip().splitlines()[-1] == (
-        "error: --augment layers needs the TensorFlow backend; use --augment affine"
-    )
+    assert out.strip().splitlines()[-1] == error
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 

@@ -42,8 +42,8 @@ def fake_gpu(monkeypatch):
 
 def test_a_gpu_trains_in_float32(monkeypatch, restore_policy):
     fake_gpu(monkeypatch)
-    assert configure_device() == ("float32", "GPU, float32 (GPU: mixed precision measured no"
-                                  " faster for this model)")  # fmt: skip
+    assert configure_device() == ("float32", "GPU, float32 (GPU: mixed precision not yet"
+                                  " measured for this model)")  # fmt: skip
 
 
 def test_mixed_float16_on_a_gpu_keeps_float32_probabilities(monkeypatch, restore_policy):
@@ -59,3 +59,30 @@ def test_mixed_float16_on_a_gpu_keeps_float32_probabilities(monkeypatch, restore
     proba = model.predict(np.zeros((3, 28, 28, 1), "float32"), verbose=0)
     assert proba.dtype == np.float32
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_every_model_the_sequential_engine_trains_computes_in_the_chosen_precision(
+    restore_policy,
+):
+    """The policy reaches the second model too: the engine resets Keras before each model,
+    which on its own puts the policy back to float32 (and a run in "mixed_bfloat16" would
+    train in float32 while saying otherwise)."""
+    from src.config import ROOT
+    from src.data import load_digits
+    from src.jobs import Job
+    from src.sequential import SequentialEngine
+
+    configure_device("mixed_bfloat16")
+    data = load_digits(ROOT / "input" / "sample")
+    data.x_train, data.y_train = data.x_train[:128], data.y_train[:128]
+    engine = SequentialEngine(default_params("cnn"), data, epochs=1, patience=1, augment="none",
+                              verbose=0, predict_test=False)  # fmt: skip
+    done = []
+    engine.train([Job("full_1", np.arange(128), None, 1), Job("full_2", np.arange(128), None, 2)],
+                 done.append)  # fmt: skip
+    for trained in done:
+        convs = [layer for layer in trained.model.layers
+                 if isinstance(layer, keras.layers.Conv2D)]  # fmt: skip
+        assert convs and all(c.compute_dtype == "bfloat16" for c in convs)
+        assert np.isfinite(trained.history["loss"]).all()
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
