@@ -68,28 +68,31 @@ def cpu_has_amx() -> bool:
         return False
 
 
-def choose_precision(requested: str) -> tuple[str, str]:
-    """(Keras dtype policy, why): the policy measured fastest here, or the one asked for.
+def choose_precision(requested: str, engine: str = "sequential") -> tuple[str, str]:
+    """(Keras dtype policy, why): the policy measured fastest here for `engine`, or the one
+    asked for.
 
-    Measurements behind the choices: benchmarks/README.md, "Engines on a GPU" and "Model
-    compute efficiency" (AMX: issue 16).
+    Measurements behind the choices: benchmarks/README.md, "Precision", "Engines on a GPU" and
+    "Model compute efficiency", and the GPU issue's probe of the batched program.
     """
     if requested != "auto":
         return requested, "--precision"
-    if accelerator():  # the accuracy measured; mixed precision's speed and accuracy not yet
-        return "float32", "GPU: mixed precision not yet measured for this model"
+    if accelerator():
+        if engine == "batched":  # accuracy: float32's (benchmarks/README.md, "Precision")
+            return "mixed_bfloat16", "GPU, batched engine: bfloat16 measured faster"
+        return "float32", "GPU, model.fit: mixed precision measured slower"
     if cpu_has_amx():
         return "mixed_bfloat16", "CPU with AMX bfloat16 tiles"
     return "float32", "CPU without AMX: bfloat16 measured no faster"
 
 
-def configure_device(requested: str = "auto") -> tuple[str, str]:
+def configure_device(requested: str = "auto", engine: str = "sequential") -> tuple[str, str]:
     """Set Keras's global dtype policy; returns (policy, a line saying where and why).
 
     The model's softmax layer computes in float32 under every policy; Keras wraps the optimiser
     in a LossScaleOptimizer under mixed_float16.
     """
-    policy, why = choose_precision(requested)
+    policy, why = choose_precision(requested, engine)
     keras.mixed_precision.set_global_policy(policy)
     where = accelerator() or "CPU"
     if BACKEND != "tensorflow":

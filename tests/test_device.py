@@ -40,10 +40,17 @@ def fake_gpu(monkeypatch):
     )  # fmt: skip
 
 
-def test_a_gpu_trains_in_float32(monkeypatch, restore_policy):
+def test_a_gpu_trains_model_fit_in_float32_and_the_batched_engine_in_bfloat16(
+    monkeypatch, restore_policy
+):
     fake_gpu(monkeypatch)
-    assert configure_device() == ("float32", "GPU, float32 (GPU: mixed precision not yet"
-                                  " measured for this model)")  # fmt: skip
+    assert configure_device() == ("float32", "GPU, float32 (GPU, model.fit: mixed precision"
+                                  " measured slower)")  # fmt: skip
+    assert configure_device(engine="batched") == (
+        "mixed_bfloat16",
+        "GPU, mixed_bfloat16 (GPU, batched engine: bfloat16 measured faster)",
+    )
+    assert configure_device("float32", engine="batched")[0] == "float32"  # asked for: obeyed
 
 
 def test_mixed_float16_on_a_gpu_keeps_float32_probabilities(monkeypatch, restore_policy):
