@@ -73,7 +73,7 @@ FLAGS = {
              help="sequential (one model.fit after another) or batched (all models in one JAX"
              " program); auto: batched on a JAX GPU"),
         flag("--precision", choices=PRECISIONS, default=D.precision,
-             help="Keras dtype policy; auto: the one measured fastest on this device"),
+             help="Keras dtype policy; auto: the one measured fastest for this device and engine"),
         flag("--seed", metavar="S", type=int, default=D.seed,
              help="folds, weights, shuffling and augmentation derive from it"),
         flag("--deterministic", action="store_true",

@@ -29,7 +29,7 @@ class Config:
     overrides: tuple[tuple[str, object], ...] = ()  # --set KEY=VALUE pairs, on top of the params
     augment: str = "affine"  # one of src.augment.BACKENDS (affine: fastest at equal accuracy)
     engine: str = "auto"  # sequential | batched (src/engine.py); auto: batched on a JAX GPU
-    precision: str = "auto"  # Keras dtype policy; auto: measured fastest on this device
+    precision: str = "auto"  # Keras dtype policy; auto: measured fastest for device and engine
     seed: int = 42  # folds, weight init, shuffling and augmentation all derive from it
     run_name: str = ""  # folder under runs_dir; the same name resumes that run
     deterministic: bool = False  # op-level determinism: byte-identical reruns on CPU
