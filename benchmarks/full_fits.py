@@ -31,12 +31,12 @@ def train(out: Path, job: str) -> None:
 
     from src.model import build_model
     from src.params import default_params
-    from src.train import fit_model
+    from src.train import fit_model, reset_keras
 
     name, seed, epochs, changes = job.split(":", 3)
     data = load_digits(SAMPLE)
     params = {**default_params("cnn"), **json.loads(changes or "{}")}
-    keras.backend.clear_session()
+    reset_keras()  # keeps the policy configure_device set
     keras.utils.set_random_seed(int(seed))
     model = build_model(params)
     start = time.perf_counter()

@@ -32,6 +32,7 @@ from src.train import (
     compile_model,
     configure_device,
     fit_model,
+    reset_keras,
 )
 
 
@@ -52,7 +53,7 @@ VARIANTS = {  # name: (augment backend, parameter overrides)
 
 
 def measure(variant: str, x, y, params, epochs: int) -> float:
-    keras.backend.clear_session()
+    reset_keras()  # keeps the policy configure_device set
     keras.utils.set_random_seed(0)
     model, timer = build_model(params), EpochTimes()
     if variant == "baseline":  # plain model.fit on arrays: Keras's own input pipeline
