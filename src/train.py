@@ -60,6 +60,31 @@ def accelerator() -> str:
     return ""
 
 
+def gpu_compute_capability() -> tuple[int, int] | None:
+    """The NVIDIA GPU's compute capability, e.g. (8, 0); None on a CPU or where the backend
+    does not report one (an AMD GPU, PyTorch)."""
+    if BACKEND == "tensorflow":
+        gpus = tf.config.list_physical_devices("GPU")
+        found = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
+        return _capability(found.get("compute_capability"))
+    if BACKEND == "jax":
+        import jax
+
+        gpu = next((d for d in jax.devices() if d.platform == "gpu"), None)
+        return _capability(getattr(gpu, "compute_capability", None))
+    return None
+
+
+def _capability(reported) -> tuple[int, int] | None:
+    """(major, minor) from TensorFlow's (8, 0) or JAX's "8.0"; None from anything else."""
+    parts = reported.split(".") if isinstance(reported, str) else reported
+    try:
+        major, minor = (int(part) for part in parts)
+    except (TypeError, ValueError):
+        return None
+    return major, minor
+
+
 def cpu_has_amx() -> bool:
     """Whether the CPU has AMX bfloat16 tiles (Linux's `amx_bf16` flag)."""
     try:
@@ -78,9 +103,14 @@ def choose_precision(requested: str, engine: str = "sequential") -> tuple[str, s
     if requested != "auto":
         return requested, "--precision"
     if accelerator():
-        if engine == "batched":  # accuracy: float32's (benchmarks/README.md, "Precision")
-            return "mixed_bfloat16", "GPU, batched engine: bfloat16 measured faster"
-        return "float32", "GPU, model.fit: mixed precision measured slower"
+        if engine != "batched":
+            return "float32", "GPU, model.fit: mixed precision measured slower"
+        # NVIDIA computes bfloat16 in hardware from compute capability 8.0 (Ampere) on; older
+        # cards (Kaggle's T4 and P100) and unknown ones emulate it, through float32.
+        if (gpu_compute_capability() or (0, 0)) < (8, 0):
+            return "float32", "GPU, batched engine: this GPU has no bfloat16 units"
+        # accuracy: float32's (benchmarks/README.md, "Precision")
+        return "mixed_bfloat16", "GPU, batched engine: bfloat16 measured faster"
     if cpu_has_amx():
         return "mixed_bfloat16", "CPU with AMX bfloat16 tiles"
     return "float32", "CPU without AMX: bfloat16 measured no faster"

@@ -44,6 +44,7 @@ def test_a_gpu_trains_model_fit_in_float32_and_the_batched_engine_in_bfloat16(
     monkeypatch, restore_policy
 ):
     fake_gpu(monkeypatch)
+    monkeypatch.setattr(train, "gpu_compute_capability", lambda: (9, 0))  # an H100
     assert configure_device() == ("float32", "GPU, float32 (GPU, model.fit: mixed precision"
                                   " measured slower)")  # fmt: skip
     assert configure_device(engine="batched") == (
@@ -51,6 +52,26 @@ def test_a_gpu_trains_model_fit_in_float32_and_the_batched_engine_in_bfloat16(
         "GPU, mixed_bfloat16 (GPU, batched engine: bfloat16 measured faster)",
     )
     assert configure_device("float32", engine="batched")[0] == "float32"  # asked for: obeyed
+
+
+@pytest.mark.parametrize("capability", [(7, 5), (6, 0), None])  # T4, P100, not reported
+def test_a_gpu_without_bfloat16_units_trains_the_batched_engine_in_float32(
+    monkeypatch, restore_policy, capability
+):
+    fake_gpu(monkeypatch)
+    monkeypatch.setattr(train, "gpu_compute_capability", lambda: capability)
+    assert configure_device(engine="batched") == (
+        "float32", "GPU, float32 (GPU, batched engine: this GPU has no bfloat16 units)"
+    )  # fmt: skip
+    assert configure_device("mixed_bfloat16", engine="batched")[0] == "mixed_bfloat16"
+
+
+def test_compute_capabilities_read_as_each_backend_reports_them():
+    assert train._capability((8, 6)) == (8, 6)  # TensorFlow's device details
+    assert train._capability("12.0") == (12, 0)  # JAX's device attribute
+    assert train._capability("gfx90a") is None  # an AMD GPU under JAX
+    assert train._capability(None) is None
+    assert train.gpu_compute_capability() is None  # this machine's CPU
 
 
 def test_mixed_float16_on_a_gpu_keeps_float32_probabilities(monkeypatch, restore_policy):
