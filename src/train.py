@@ -108,7 +108,7 @@ def choose_precision(requested: str, engine: str = "sequential") -> tuple[str, s
         # NVIDIA computes bfloat16 in hardware from compute capability 8.0 (Ampere) on; older
         # cards (Kaggle's T4 and P100) and unknown ones emulate it, through float32.
         if (gpu_compute_capability() or (0, 0)) < (8, 0):
-            return "float32", "GPU, batched engine: this GPU has no bfloat16 units"
+            return "float32", "GPU, batched engine: no bfloat16 units known on this GPU"
         # accuracy: float32's (benchmarks/README.md, "Precision")
         return "mixed_bfloat16", "GPU, batched engine: bfloat16 measured faster"
     if cpu_has_amx():

@@ -61,7 +61,7 @@ def test_a_gpu_without_bfloat16_units_trains_the_batched_engine_in_float32(
     fake_gpu(monkeypatch)
     monkeypatch.setattr(train, "gpu_compute_capability", lambda: capability)
     assert configure_device(engine="batched") == (
-        "float32", "GPU, float32 (GPU, batched engine: this GPU has no bfloat16 units)"
+        "float32", "GPU, float32 (GPU, batched engine: no bfloat16 units known on this GPU)"
     )  # fmt: skip
     assert configure_device("mixed_bfloat16", engine="batched")[0] == "mixed_bfloat16"
 
