@@ -1,0 +1,215 @@
+"""Whole runs scored on a Kaggle-size holdout: recipes ranked on digits they never saw.
+
+    python -m benchmarks.holdout --data-dir ../shared/data/kaggle [--splits 1] [--holdout 0.1] \
+        [--seed 0] [--rows N] [--no-classic] [--out runs/holdout] [NAME="RUN.PY FLAGS" ...]
+
+The competition's train.csv is split, stratified and seeded, into a training part and a held-out
+part (Deotte's protocol: 90/10). Each split is written out as a data folder of its own
+(`train.csv`, an unlabelled `test.csv` of the held-out digits, `sample_submission.csv`), and
+each recipe is a whole `python run.py --trials 0 FLAGS` on it, in a child process, exactly as a
+user runs it (folds, full fits, a search if FLAGS ask for one, the ensemble, the submission).
+Its submission is then scored on the held-out labels, which the run never sees. The classic
+public notebook (benchmarks/classic.py) trains on the same training part in the same run.
+
+Besides the submission, the models a run leaves are re-combined from their saved test
+probabilities: `folds` (the fold models' average), `full` (the full fits') and `all` (every
+model), so what the submission should average is measured with no extra training.
+
+Wall time per recipe is the child process's, start-up included. The noise: one standard error
+of an accuracy p on n digits is sqrt(p(1-p)/n) (4,200 digits at 0.997: about 0.08 %); two
+recipes on the same digits are compared by the digits only one of them gets right.
+
+Prints each run's own output, a line per split and recipe, a table, and
+`RESULT name_acc=... name_s=... [name_oof=...] [name_folds=... name_full=... name_all=...]`.
+Tables: benchmarks/README.md, "Kaggle-size holdout".
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = "--folds 0 --full-fits 1 --epochs 18"  # the README's quick submission
+MAIN_JOB = "--folds 3 --full-fits 1 --epochs 18"  # the README's main job
+DEFAULT_RECIPES = {"quick": QUICK}
+
+
+def split_rows(y: np.ndarray, holdout: float, splits: int, seed: int):
+    """[(training rows, held-out rows)] per split: stratified, seeded, disjoint within a split."""
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    s = StratifiedShuffleSplit(n_splits=splits, test_size=holdout, random_state=seed)
+    return list(s.split(np.zeros(len(y)), y))
+
+
+def write_split(data, train_rows: np.ndarray, held_out: np.ndarray, folder: Path) -> None:
+    """A data folder run.py reads: train.csv, an unlabelled test.csv, sample_submission.csv."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = [f"pixel{i}" for i in range(28 * 28)]
+    labels = data.layout.classes[data.y_train]
+    if not (folder / "train.csv").exists():  # the same split is the same files: keep them
+        train = pd.DataFrame(data.x_train[train_rows].reshape(len(train_rows), -1), columns=pixels)
+        train.insert(0, "label", labels[train_rows])
+        test = pd.DataFrame(data.x_train[held_out].reshape(len(held_out), -1), columns=pixels)
+        ids = np.arange(1, len(held_out) + 1)
+        pd.DataFrame({"ImageId": ids, "Label": 0}).to_csv(
+            folder / "sample_submission.csv", index=False
+        )
+        test.to_csv(folder / "test.csv.tmp", index=False)
+        train.to_csv(folder / "train.csv.tmp", index=False)
+        (folder / "test.csv.tmp").rename(folder / "test.csv")
+        (folder / "train.csv.tmp").rename(folder / "train.csv")  # last: marks the folder whole
+
+
+def run_recipe(flags: str, folder: Path, name: str) -> tuple[float, Path]:
+    """`python run.py --trials 0 FLAGS` on the split in `folder`; (seconds, its run folder)."""
+    command = [sys.executable, "run.py", "--data-dir", str(folder), "--trials", "0",
+               "--runs-dir", str(folder / "runs"), "--submissions-dir", str(folder / "subs"),
+               *shlex.split(flags), "--run-name", name]  # fmt: skip
+    print("$ " + shlex.join(command), flush=True)
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        sys.exit(f"recipe {name}: run.py ended with exit code {done.returncode}")
+    return seconds, folder / "runs" / name
+
+
+def score_run(run_dir: Path, truth: np.ndarray, classes: np.ndarray) -> dict:
+    """The submission's accuracy on the held-out labels, the run's OOF, and the re-combined
+    ensembles (folds / full / all) from the models' saved test probabilities."""
+    import json
+
+    sub = pd.read_csv(run_dir.parent.parent / "subs" / f"{run_dir.name}.csv")
+    scores = {"acc": float(np.mean(sub["Label"].to_numpy() == classes[truth]))}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if summary.get("oof_accuracy") is not None:
+        scores["oof"] = summary["oof_accuracy"]
+    probas = {}
+    for part in sorted(run_dir.glob("*/predictions.npz")):
+        with np.load(part) as z:
+            probas[part.parent.name] = z["test_proba"]
+    groups = {
+        "folds": [p for n, p in probas.items() if n.startswith("fold_")],
+        "full": [p for n, p in probas.items() if n.startswith("full_")],
+        "all": list(probas.values()),
+    }
+    if groups["folds"] and groups["full"]:  # with only one kind, every group is the submission
+        for group, members in groups.items():
+            scores[group] = float(np.mean(np.mean(members, axis=0).argmax(axis=1) == truth))
+    scores["predicted"] = classes.searchsorted(sub["Label"].to_numpy())
+    return scores
+
+
+def run_classic(data, train_rows: np.ndarray, held_out: np.ndarray, seed: int):
+    """The classic notebook on the training part: (held-out class indices, seconds)."""
+    from benchmarks.classic import fit_classic
+    from src.ensemble import predict_proba
+    from src.quiet import import_keras
+
+    import_keras()
+    from src.train import configure_device
+
+    configure_device("float32")  # as published
+    start = time.perf_counter()
+    model = fit_classic(data.x_train[train_rows], data.y_train[train_rows], seed, verbose=2)
+    predicted = predict_proba(model, data.x_train[held_out]).argmax(axis=1)
+    return predicted, time.perf_counter() - start
+
+
+def standard_error(p: float, n: int) -> float:
+    return float(np.sqrt(p * (1 - p) / n))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("recipes", nargs="*", help='NAME="RUN.PY FLAGS" (default: quick="%s")' % QUICK)
+    p.add_argument("--data-dir", type=Path, required=True, help="the competition's files")
+    p.add_argument("--splits", type=int, default=1, help="90/10 splits, each newly drawn")
+    p.add_argument("--holdout", type=float, default=0.1, help="share of train.csv held out")
+    p.add_argument("--seed", type=int, default=0, help="the splits' seed")
+    p.add_argument("--rows", type=int, default=None, help="a stratified subset (smoke runs)")
+    p.add_argument("--no-classic", action="store_true", help="leave the classic recipe out")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "holdout",
+                   help="where the split folders and their runs go")  # fmt: skip
+    a = p.parse_args()
+    named = dict(text.split("=", 1) for text in a.recipes) if a.recipes else DEFAULT_RECIPES
+    print("command: python -m benchmarks.holdout " + shlex.join(sys.argv[1:]), flush=True)
+
+    from src.data import load_digits
+
+    data = load_digits(a.data_dir.resolve())
+    if a.rows and a.rows < len(data.y_train):
+        from sklearn.model_selection import train_test_split
+
+        keep, _ = train_test_split(np.arange(len(data.y_train)), train_size=a.rows,
+                                   stratify=data.y_train, random_state=a.seed)  # fmt: skip
+        from dataclasses import replace
+
+        data = replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
+    classes = data.layout.classes
+    names = [*named, *([] if a.no_classic else ["classic"])]
+    results = {name: [] for name in names}  # per split: (scores, seconds)
+    splits = split_rows(data.y_train, a.holdout, a.splits, a.seed)
+    for s, (train_rows, held_out) in enumerate(splits):
+        folder = a.out / f"n{len(data.y_train)}-seed{a.seed}-split{s}"
+        write_split(data, train_rows, held_out, folder)
+        truth = data.y_train[held_out]
+        print(f"split {s + 1}/{a.splits}: {len(train_rows)} training digits,"
+              f" {len(held_out)} held out, in {folder}", flush=True)  # fmt: skip
+        for name, flags in named.items():
+            seconds, run_dir = run_recipe(flags, folder, f"{name}-split{s}")
+            scores = score_run(run_dir, truth, classes)
+            results[name].append((scores, seconds))
+            extra = "".join(f", {k} {v:.4f}" for k, v in scores.items()
+                            if k not in ("acc", "predicted"))  # fmt: skip
+            print(f"split {s + 1}/{a.splits} {name}: {scores['acc']:.4f} on {len(held_out)}"
+                  f" held-out digits{extra}, {seconds:.0f} s", flush=True)  # fmt: skip
+        if not a.no_classic:
+            predicted, seconds = run_classic(data, train_rows, held_out, a.seed + s)
+            acc = float(np.mean(predicted == truth))
+            results["classic"].append(({"acc": acc, "predicted": predicted}, seconds))
+            print(f"split {s + 1}/{a.splits} classic: {acc:.4f} on {len(held_out)} held-out"
+                  f" digits, {seconds:.0f} s", flush=True)  # fmt: skip
+
+    n = sum(len(held) for _, held in splits)
+    truth = np.concatenate([data.y_train[held] for _, held in splits])
+    print(f"\n| recipe | accuracy on {n:,} held-out digits (± 1 s.e.) | OOF | folds / full / all"
+          " models | s per split |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- |")
+    result, right = "RESULT", {}
+    for name in names:
+        runs = results[name]
+        predicted = np.concatenate([scores["predicted"] for scores, _ in runs])
+        right[name] = predicted == truth
+        acc, mean_s = float(np.mean(right[name])), float(np.mean([s for _, s in runs]))
+        oofs = [scores["oof"] for scores, _ in runs if "oof" in scores]
+        oof = f"{np.mean(oofs):.4f}" if oofs else "-"
+        mixes = [f"{np.mean([sc[g] for sc, _ in runs]):.4f}" for g in ("folds", "full", "all")
+                 if all(g in sc for sc, _ in runs)]  # fmt: skip
+        label = f"`{name}` ({named[name]})" if name in named else f"`{name}`"
+        print(f"| {label} | {acc:.4f} ± {standard_error(acc, n):.4f} | {oof} |"
+              f" {' / '.join(mixes) or '-'} | {mean_s:.0f} |")  # fmt: skip
+        result += f" {name}_acc={acc:.4f} {name}_s={mean_s:.0f}"
+        if oofs:
+            result += f" {name}_oof={np.mean(oofs):.4f}"
+        result += "".join(f" {name}_{g}={m}" for g, m in zip(("folds", "full", "all"), mixes))
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            only_first = int(np.sum(right[first] & ~right[second]))
+            only_second = int(np.sum(right[second] & ~right[first]))
+            print(f"{first} vs {second}: {only_first} digits only {first} got right,"
+                  f" {only_second} only {second}")  # fmt: skip
+    print(result)
+
+
+if __name__ == "__main__":
+    main()
