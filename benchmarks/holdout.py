@@ -131,7 +131,7 @@ def standard_error(p: float, n: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("recipes", nargs="*", help='NAME="RUN.PY FLAGS" (default: quick="%s")' % QUICK)
+    p.add_argument("recipes", nargs="*", help=f'NAME="RUN.PY FLAGS" (default: quick="{QUICK}")')
     p.add_argument("--data-dir", type=Path, required=True, help="the competition's files")
     p.add_argument("--splits", type=int, default=1, help="90/10 splits, each newly drawn")
     p.add_argument("--holdout", type=float, default=0.1, help="share of train.csv held out")
@@ -201,7 +201,8 @@ def main() -> None:
         result += f" {name}_acc={acc:.4f} {name}_s={mean_s:.0f}"
         if oofs:
             result += f" {name}_oof={np.mean(oofs):.4f}"
-        result += "".join(f" {name}_{g}={m}" for g, m in zip(("folds", "full", "all"), mixes))
+        groups = ("folds", "full", "all")[: len(mixes)]
+        result += "".join(f" {name}_{g}={m}" for g, m in zip(groups, mixes, strict=True))
     for i, first in enumerate(names):
         for second in names[i + 1 :]:
             only_first = int(np.sum(right[first] & ~right[second]))
