@@ -1,13 +1,14 @@
 """The two training engines side by side: throughput, and what a run with each scored.
 
-    python -m benchmarks.engines throughput [--rows 42000] [--models 1 8] [--epochs 3]
-        [--precisions float32 mixed_bfloat16] [--engines sequential batched]
+    python -m benchmarks.engines throughput [--data-dir DIR] [--rows 42000] [--models 1 8]
+        [--epochs 3] [--precisions float32 mixed_bfloat16] [--engines sequential batched]
         [--convs matmul native] [--jobs full run] [--tails on off]
-    python -m benchmarks.engines tile --rows 42000 --test-rows 28000 --out DIR
+    python -m benchmarks.engines cut --data-dir DIR --rows 640 --test-rows 200 --out DIR
     python -m benchmarks.engines report RUN_DIR [RUN_DIR ...]
     python -m benchmarks.engines compiles LOG
 
-`throughput` trains K full-data models of the default recipe (nothing held out, so every
+`throughput` trains K full-data models of the default recipe on `--data-dir`'s train.csv (the
+competition's files, or the bundled sample repeated to `--rows`; nothing held out, so every
 model works every step) with each engine and precision, in one process, and prints the
 images/s of the epochs after the first (the first holds the compile) and the first epoch's
 seconds: `RESULT engine=batched models=8 precision=float32 images_s=... first_epoch_s=...`.
@@ -16,9 +17,9 @@ the default run's models instead (5 fold models, each validated on its fold ever
 full fits: `models=8`), with the epoch's tail as a program of the full fits alone or not
 (`--tails on off`); its images/s count the images the models train on.
 
-`tile` writes a Kaggle-size train.csv/test.csv by repeating the bundled sample's rows, for
-timing (repeated digits make its accuracy meaningless); `report` prints each run folder's
-engine, precision, OOF and answer-key accuracy, wall time (summary.json's seconds: from the data
+`cut` writes the first rows of a data folder's train.csv, test.csv and sample_submission.csv:
+a small real data set for dry runs of `gpu_suite.sh`; `report` prints each run folder's engine,
+precision, OOF and answer-key accuracy, wall time (summary.json's seconds: from the data
 check to the submission, the report not included) and, for the batched engine, where it went:
 the first epoch (compile included), the median of the others, building the models (`setup_s`),
 all epochs, and predicting with and saving the finished models (`handover_s`), as RESULT lines;
@@ -44,13 +45,13 @@ from src.config import ROOT
 SAMPLE = ROOT / "input" / "sample"
 
 
-def tile(rows: int, test_rows: int, out: Path) -> None:
-    """Kaggle-size CSVs made of the sample's rows, repeated."""
+def cut(data_dir: Path, rows: int, test_rows: int, out: Path) -> None:
+    """The first `rows` training and `test_rows` test rows of `data_dir`'s CSVs, in `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    train = pd.read_csv(SAMPLE / "train.csv.gz")
-    test = pd.read_csv(SAMPLE / "test.csv.gz")
-    train.iloc[np.arange(rows) % len(train)].to_csv(out / "train.csv", index=False)
-    test.iloc[np.arange(test_rows) % len(test)].to_csv(out / "test.csv", index=False)
+    for name, n in (("train", rows), ("test", test_rows), ("sample_submission", test_rows)):
+        found = sorted(data_dir.glob(f"{name}.csv*"))
+        if found:
+            pd.read_csv(found[0], nrows=n).to_csv(out / f"{name}.csv", index=False)
     print(f"wrote {out}/train.csv ({rows} rows), test.csv ({test_rows} rows)")
 
 
@@ -64,13 +65,14 @@ def throughput(args) -> None:
     from src.params import default_params
     from src.train import accelerator
 
-    data = load_digits(SAMPLE)
-    index = np.arange(args.rows) % len(data.y_train)
+    data = load_digits(args.data_dir)
+    rows = args.rows or len(data.y_train)
+    index = np.arange(rows) % len(data.y_train)  # the sample: repeated to --rows
     data.x_train, data.y_train = data.x_train[index], data.y_train[index]
     params = default_params("cnn")
-    print(f"device: {accelerator() or 'CPU'} ({keras.backend.backend()}), {args.rows} rows,"
+    print(f"device: {accelerator() or 'CPU'} ({keras.backend.backend()}), {rows} rows,"
           f" batch {params['batch_size']} per model", flush=True)  # fmt: skip
-    run_jobs = fold_jobs(data.y_train, 5, 0) + full_fit_jobs(args.rows, 3, 0)
+    run_jobs = fold_jobs(data.y_train, 5, 0) + full_fit_jobs(rows, 3, 0)
     for engine_name, layout in itertools.product(args.engines, args.jobs):
         batched = engine_name == "batched"
         if layout == "run" and not batched:
@@ -87,7 +89,7 @@ def throughput(args) -> None:
                                      predict_test=False)  # fmt: skip
                 engine.unroll, engine.conv, engine.tail = args.unroll, conv, tail != "off"
                 jobs = run_jobs if layout == "run" else [
-                    Job(f"full_{i + 1}", np.arange(args.rows), None, 100 + i) for i in range(k)
+                    Job(f"full_{i + 1}", np.arange(rows), None, 100 + i) for i in range(k)
                 ]  # fmt: skip
                 ends = [time.perf_counter()]
 
@@ -156,7 +158,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("throughput")
-    t.add_argument("--rows", type=int, default=42000)
+    t.add_argument("--data-dir", type=Path, default=SAMPLE)
+    t.add_argument("--rows", type=int, default=None, help="default: every row of --data-dir")
     t.add_argument("--models", type=int, nargs="+", default=[1, 8])
     t.add_argument("--epochs", type=int, default=3)
     t.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
@@ -183,17 +186,18 @@ def main() -> None:
         default=["on"],
         help="--jobs run: the epoch's tail as a program of the full fits, or not",
     )
-    g = sub.add_parser("tile")
-    g.add_argument("--rows", type=int, default=42000)
-    g.add_argument("--test-rows", type=int, default=28000)
+    g = sub.add_parser("cut")
+    g.add_argument("--data-dir", type=Path, required=True)
+    g.add_argument("--rows", type=int, default=640)
+    g.add_argument("--test-rows", type=int, default=200)
     g.add_argument("--out", type=Path, required=True)
     r = sub.add_parser("report")
     r.add_argument("runs", type=Path, nargs="+")
     c = sub.add_parser("compiles")
     c.add_argument("log", type=Path)
     args = p.parse_args()
-    if args.command == "tile":
-        tile(args.rows, args.test_rows, args.out)
+    if args.command == "cut":
+        cut(args.data_dir, args.rows, args.test_rows, args.out)
     elif args.command == "throughput":
         throughput(args)
     elif args.command == "compiles":

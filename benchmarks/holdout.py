@@ -15,12 +15,20 @@ Besides the submission, the models a run leaves are re-combined from their saved
 probabilities: `folds` (the fold models' average), `full` (the full fits') and `all` (every
 model), so what the submission should average is measured with no extra training.
 
+`--tta`: each run's submission models (its full fits, else its folds) also predict the held-out
+digits in 8 fixed warps (rotation +-5 degrees, zoom +-5 %, shifts of +-1 pixel along x and y,
+one at a time) besides as they are; `tta` is the accuracy of all 9 views averaged.
+
+A recipe whose run folder already holds a finished run is scored again without training (its
+recorded time is kept): add `--tta` to a finished benchmark at the cost of predicting.
+
 Wall time per recipe is the child process's, start-up included. The noise: one standard error
 of an accuracy p on n digits is sqrt(p(1-p)/n) (4,200 digits at 0.997: about 0.08 %); two
 recipes on the same digits are compared by the digits only one of them gets right.
 
 Prints each run's own output, a line per split and recipe, a table, and
-`RESULT name_acc=... name_s=... [name_oof=...] [name_folds=... name_full=... name_all=...]`.
+`RESULT name_acc=... name_s=... [name_oof=...] [name_folds=... name_full=... name_all=...]
+[name_tta=...]`.
 Tables: benchmarks/README.md, "Kaggle-size holdout".
 """
 
@@ -40,6 +48,14 @@ ROOT = Path(__file__).resolve().parent.parent
 QUICK = "--folds 0 --full-fits 1 --epochs 18"  # the README's quick submission
 MAIN_JOB = "--folds 3 --full-fits 1 --epochs 18"  # the README's main job
 DEFAULT_RECIPES = {"quick": QUICK}
+TTA_VIEWS = {  # uniform draws in [-1, 1] for (angle, x zoom, y zoom, x shift, y shift)
+    "rotate +5": [0.5, 0, 0, 0, 0], "rotate -5": [-0.5, 0, 0, 0, 0],
+    "zoom +5%": [0, 0.5, 0.5, 0, 0], "zoom -5%": [0, -0.5, -0.5, 0, 0],
+    "x +1 px": [0, 0, 0, 1, 0], "x -1 px": [0, 0, 0, -1, 0],
+    "y +1 px": [0, 0, 0, 0, 1], "y -1 px": [0, 0, 0, 0, -1],
+}  # fmt: skip
+TTA_RANGES = {"rotation_range": 10, "zoom_range": 0.1, "width_shift_range": 1 / 28,
+              "height_shift_range": 1 / 28}  # fmt: skip
 
 
 def split_rows(y: np.ndarray, holdout: float, splits: int, seed: int):
@@ -70,7 +86,18 @@ def write_split(data, train_rows: np.ndarray, held_out: np.ndarray, folder: Path
 
 
 def run_recipe(flags: str, folder: Path, name: str) -> tuple[float, Path]:
-    """`python run.py --trials 0 FLAGS` on the split in `folder`; (seconds, its run folder)."""
+    """`python run.py --trials 0 FLAGS` on the split in `folder`; (seconds, its run folder).
+
+    A run finished by an earlier benchmark with the same flags is not trained again: its
+    recorded seconds are returned."""
+    import json
+
+    record = folder / "runs" / name / "holdout.json"
+    if record.exists():
+        done = json.loads(record.read_text())
+        if done["flags"] == flags:
+            print(f"{name}: finished earlier with these flags ({done['seconds']:.0f} s)")
+            return done["seconds"], record.parent
     command = [sys.executable, "run.py", "--data-dir", str(folder), "--trials", "0",
                "--runs-dir", str(folder / "runs"), "--submissions-dir", str(folder / "subs"),
                *shlex.split(flags), "--run-name", name]  # fmt: skip
@@ -80,7 +107,28 @@ def run_recipe(flags: str, folder: Path, name: str) -> tuple[float, Path]:
     seconds = time.perf_counter() - start
     if done.returncode:
         sys.exit(f"recipe {name}: run.py ended with exit code {done.returncode}")
-    return seconds, folder / "runs" / name
+    record.write_text(json.dumps({"flags": flags, "seconds": seconds}))
+    return seconds, record.parent
+
+
+def score_tta(run_dir: Path, images: np.ndarray, truth: np.ndarray) -> float:
+    """Accuracy of the submission's models averaged over the plain and the 8 warped views."""
+    import keras
+
+    from src.augment.warp import warp
+    from src.ensemble import predict_proba
+
+    x = images.astype("float32")
+    views = [x] + [np.asarray(warp(x, np.tile(np.float32(u), (len(x), 1)), None, TTA_RANGES))
+                   for u in TTA_VIEWS.values()]  # fmt: skip
+    paths = sorted(run_dir.glob("full_*/model.keras")) or sorted(
+        run_dir.glob("fold_*/model.keras")
+    )
+    probas = []
+    for path in paths:
+        model = keras.saving.load_model(path)
+        probas += [predict_proba(model, view) for view in views]
+    return float(np.mean(np.mean(probas, axis=0).argmax(axis=1) == truth))
 
 
 def score_run(run_dir: Path, truth: np.ndarray, classes: np.ndarray) -> dict:
@@ -113,9 +161,6 @@ def run_classic(data, train_rows: np.ndarray, held_out: np.ndarray, seed: int):
     """The classic notebook on the training part: (held-out class indices, seconds)."""
     from benchmarks.classic import fit_classic
     from src.ensemble import predict_proba
-    from src.quiet import import_keras
-
-    import_keras()
     from src.train import configure_device
 
     configure_device("float32")  # as published
@@ -138,6 +183,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="the splits' seed")
     p.add_argument("--rows", type=int, default=None, help="a stratified subset (smoke runs)")
     p.add_argument("--no-classic", action="store_true", help="leave the classic recipe out")
+    p.add_argument("--tta", action="store_true", help="also score test-time augmentation")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "holdout",
                    help="where the split folders and their runs go")  # fmt: skip
     a = p.parse_args()
@@ -145,7 +191,9 @@ def main() -> None:
     print("command: python -m benchmarks.holdout " + shlex.join(sys.argv[1:]), flush=True)
 
     from src.data import load_digits
+    from src.quiet import import_keras
 
+    import_keras()  # before anything imports TensorFlow: without its start-up log
     data = load_digits(a.data_dir.resolve())
     if a.rows and a.rows < len(data.y_train):
         from sklearn.model_selection import train_test_split
@@ -168,6 +216,8 @@ def main() -> None:
         for name, flags in named.items():
             seconds, run_dir = run_recipe(flags, folder, f"{name}-split{s}")
             scores = score_run(run_dir, truth, classes)
+            if a.tta:
+                scores["tta"] = score_tta(run_dir, data.x_train[held_out], truth)
             results[name].append((scores, seconds))
             extra = "".join(f", {k} {v:.4f}" for k, v in scores.items()
                             if k not in ("acc", "predicted"))  # fmt: skip
@@ -183,8 +233,8 @@ def main() -> None:
     n = sum(len(held) for _, held in splits)
     truth = np.concatenate([data.y_train[held] for _, held in splits])
     print(f"\n| recipe | accuracy on {n:,} held-out digits (± 1 s.e.) | OOF | folds / full / all"
-          " models | s per split |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- |")
+          " models | TTA | s per split |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- |")
     result, right = "RESULT", {}
     for name in names:
         runs = results[name]
@@ -195,14 +245,18 @@ def main() -> None:
         oof = f"{np.mean(oofs):.4f}" if oofs else "-"
         mixes = [f"{np.mean([sc[g] for sc, _ in runs]):.4f}" for g in ("folds", "full", "all")
                  if all(g in sc for sc, _ in runs)]  # fmt: skip
+        ttas = [sc["tta"] for sc, _ in runs if "tta" in sc]
+        tta = f"{np.mean(ttas):.4f}" if ttas else "-"
         label = f"`{name}` ({named[name]})" if name in named else f"`{name}`"
         print(f"| {label} | {acc:.4f} ± {standard_error(acc, n):.4f} | {oof} |"
-              f" {' / '.join(mixes) or '-'} | {mean_s:.0f} |")  # fmt: skip
+              f" {' / '.join(mixes) or '-'} | {tta} | {mean_s:.0f} |")  # fmt: skip
         result += f" {name}_acc={acc:.4f} {name}_s={mean_s:.0f}"
         if oofs:
             result += f" {name}_oof={np.mean(oofs):.4f}"
         groups = ("folds", "full", "all")[: len(mixes)]
         result += "".join(f" {name}_{g}={m}" for g, m in zip(groups, mixes, strict=True))
+        if ttas:
+            result += f" {name}_tta={tta}"
     for i, first in enumerate(names):
         for second in names[i + 1 :]:
             only_first = int(np.sum(right[first] & ~right[second]))
