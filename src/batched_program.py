@@ -35,7 +35,7 @@ from src.ensemble import PREDICT_BATCH
 from src.jobs import Job
 from src.matmul_conv import with_matmul_convs
 from src.model import build_model
-from src.train import OPTIMIZERS, reset_keras, warmup_cosine
+from src.train import OPTIMIZERS, crossentropy, reset_keras, warmup_cosine
 
 # "matmul": convolutions as patches times a matrix (src/matmul_conv.py), a batched GEMM under
 # vmap; "native": Keras's convolutions, grouped convolutions under vmap.
@@ -229,7 +229,7 @@ class BatchedProgram:
 
         def loss_fn(tv):
             proba, new_ntv = self.trainer.stateless_call(tv, ntv, x, training=True)
-            loss = keras.losses.sparse_categorical_crossentropy(y, proba)
+            loss = crossentropy(y, proba, self.params["label_smoothing"])
             return jnp.mean(loss), (new_ntv, proba)
 
         (loss, (ntv, proba)), grads = jax.value_and_grad(loss_fn, has_aux=True)(tv)
@@ -304,7 +304,7 @@ class BatchedProgram:
         def score(rows):
             proba = self._forward(tv, ntv, const["x"][rows].astype("float32"))
             y = const["y"][rows]
-            loss = keras.losses.sparse_categorical_crossentropy(y, proba)
+            loss = crossentropy(y, proba, self.params["label_smoothing"])
             return loss, (jnp.argmax(proba, axis=-1) == y).astype(jnp.float32)
 
         losses, correct = jax.lax.map(score, chunks)

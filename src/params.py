@@ -24,6 +24,7 @@ DEFAULTS: dict[str, dict] = {
         "learning_rate": 3e-3,
         "schedule": "cosine",
         "batch_size": 64,
+        "label_smoothing": 0.0,
         **augment.DEFAULTS,
     },
     # The write-up the project started from: 99.10% in under 5 minutes.
@@ -36,12 +37,35 @@ DEFAULTS: dict[str, dict] = {
         "learning_rate": 1e-3,
         "schedule": "plateau",
         "batch_size": 86,
+        "label_smoothing": 0.0,
         **augment.DEFAULTS,
     },
 }
 
 
 CHOICES = {"optimizer": ("adam", "rmsprop", "sgd"), "schedule": ("cosine", "plateau")}
+# The values a model can train with: (lowest, highest, whether the highest is allowed); None is
+# no bound. The search's ranges (src/study.py) lie inside them.
+RANGES = {
+    "filters": (1, None, True), "kernel_size": (1, 7, True), "dense_units": (0, None, True),
+    "dropout": (0.0, 1.0, False), "bn_momentum": (0.0, 1.0, False),
+    "learning_rate": (1e-12, None, True), "batch_size": (1, None, True),
+    "label_smoothing": (0.0, 1.0, False), "rotation_range": (0.0, 180.0, True),
+    "zoom_range": (0.0, 1.0, False), "width_shift_range": (0.0, 1.0, False),
+    "height_shift_range": (0.0, 1.0, False), "elastic_alpha": (0.0, None, True),
+    "elastic_sigma": (1e-3, None, True),
+}  # fmt: skip
+
+
+def check_range(key: str, value) -> None:
+    """ValueError naming the allowed range when `value` lies outside `key`'s."""
+    if key not in RANGES:
+        return
+    low, high, high_ok = RANGES[key]
+    inside = value >= low and (high is None or value < high or (high_ok and value == high))
+    if not inside:
+        top = "" if high is None else f" and {'at most' if high_ok else 'below'} {high:g}"
+        raise ValueError(f"{key}={value!r}: expected at least {low:g}{top}")
 
 
 def default_params(model: str) -> dict:
@@ -75,4 +99,5 @@ def parse_override(text: str, model: str) -> tuple[str, object]:
         raise ValueError(f"{key}={raw!r}: expected a {type(default).__name__} like {default!r}")
     if key in CHOICES and value not in CHOICES[key]:
         raise ValueError(f"{key}={raw!r}: expected one of {', '.join(CHOICES[key])}")
+    check_range(key, value)
     return key, value

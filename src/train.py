@@ -37,6 +37,37 @@ OPTIMIZERS = {
 }
 
 
+def crossentropy(labels, proba, smoothing: float = 0.0):
+    """Per-row cross-entropy of probabilities against class indices, the targets smoothed
+    towards uniform by `smoothing` ((1 - s) one-hot + s / classes): both engines' loss."""
+    loss = keras.losses.sparse_categorical_crossentropy(labels, proba)
+    if not smoothing:
+        return loss
+    log_proba = ops.log(ops.clip(proba, keras.config.epsilon(), 1.0))
+    return (1 - smoothing) * loss - smoothing * ops.mean(log_proba, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="digits")
+class SmoothedCrossentropy(keras.losses.Loss):
+    """`crossentropy` with label smoothing, as a Keras loss (saved with the model)."""
+
+    def __init__(self, smoothing: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.smoothing = smoothing
+
+    def call(self, y_true, y_pred):
+        return crossentropy(y_true, y_pred, self.smoothing)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "smoothing": self.smoothing}
+
+
+def training_loss(params: dict):
+    """The loss `compile_model` attaches: Keras's own without label smoothing."""
+    smoothing = params["label_smoothing"]
+    return SmoothedCrossentropy(smoothing) if smoothing else "sparse_categorical_crossentropy"
+
+
 class LogLearningRate(keras.callbacks.Callback):
     """Record the learning rate each epoch ended with (history.json, the report's curves)."""
 
@@ -188,11 +219,7 @@ def _learning_rate(params: dict, steps_per_epoch: int, epochs: int):
 def compile_model(model: keras.Model, params: dict, steps_per_epoch: int, epochs: int) -> None:
     """Attach optimiser, loss and metrics (by keyword: positional metrics become loss_weights)."""
     optimizer = OPTIMIZERS[params["optimizer"]](_learning_rate(params, steps_per_epoch, epochs))
-    model.compile(
-        optimizer=optimizer,
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    model.compile(optimizer=optimizer, loss=training_loss(params), metrics=["accuracy"])
 
 
 def fit_model(

@@ -201,6 +201,10 @@ def test_missing_data_names_the_download_command_and_the_sample(tmp_path, runner
         (["--set", "filters=4.5"], "filters='4.5': expected a int"),
         (["--set", "optimizer=adamw"], "expected one of adam, rmsprop, sgd"),
         (["--set", "dropout"], "expected KEY=VALUE"),
+        (["--set", "dropout=1.5"], "dropout=1.5: expected at least 0 and below 1"),
+        (["--set", "batch_size=0"], "batch_size=0: expected at least 1"),
+        (["--set", "learning_rate=-0.01"], "learning_rate=-0.01: expected at least"),
+        (["--set", "label_smoothing=1"], "label_smoothing=1.0: expected at least 0 and below 1"),
     ],
 )
 def test_bad_flags_exit_2(flags, fragment, small_dir, runner):

@@ -88,3 +88,27 @@ def test_sequential_early_stopping_hands_back_the_best_epoch(sample_frames):
     assert loss == pytest.approx(losses[fold.best_epoch - 1], rel=1e-4)  # the best epoch's weights
     assert loss != pytest.approx(losses[-1], rel=1e-3)
     assert full.epochs == 8  # nothing held out: every epoch
+
+
+def test_label_smoothing_is_kerass_one_hot_smoothing_and_survives_saving(tmp_path):
+    """`crossentropy` with smoothing s equals Keras's CategoricalCrossentropy(label_smoothing=s)
+    on one-hot targets (both engines train with it), and a model compiled with it reloads."""
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(10), size=32).astype("float32")
+    labels = rng.integers(0, 10, size=32)
+    one_hot = keras.utils.to_categorical(labels, 10)
+    for s in (0.0, 0.1, 0.3):
+        expected = keras.losses.CategoricalCrossentropy(label_smoothing=s, reduction=None)
+        np.testing.assert_allclose(
+            np.asarray(train.crossentropy(labels, proba, s)), np.asarray(expected(one_hot, proba)),
+            rtol=1e-5,
+        )  # fmt: skip
+    params = {**default_params("cnn"), "label_smoothing": 0.1, "filters": 8}
+    model = build_model(params)
+    train.compile_model(model, params, steps_per_epoch=1, epochs=1)
+    x, y = np.zeros((4, 28, 28, 1), "float32"), np.arange(4)
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.loss.smoothing == 0.1
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
