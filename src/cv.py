@@ -11,6 +11,7 @@ a rerun with the same run name skips the models already saved.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,6 +126,47 @@ def _save(cfg: Config, trained: Trained, data: Digits) -> FoldResult | FullFit:
     return result
 
 
+class TimeLeft:
+    """The run's expected time left, said once after the first epoch of the models that started
+    together (one model with the sequential engine, all of them with the batched one, which
+    may resume mid-run from its checkpoint).
+
+    The pace is that epoch's seconds per training row; the models still to come train their
+    rows for every epoch. Early stopping may end folds sooner, and a first epoch that compiles
+    is slower than the rest, so the figure is an upper bound.
+    """
+
+    def __init__(self, jobs: list[Job], epochs: int):
+        self.waiting = {job.name: len(job.train_rows) for job in jobs}
+        self.epochs = epochs
+        self.group: list[int] = []  # training rows of the models started since the last line
+        self.since = time.perf_counter()
+
+    def start(self, job: Job) -> None:
+        if not self.group:
+            self.since = time.perf_counter()
+        self.group.append(self.waiting.pop(job.name))
+
+    def epoch(self, index: int, epoch: int, logs: dict) -> None:
+        if not self.group:
+            return
+        pace = (time.perf_counter() - self.since) / sum(self.group)
+        rows = (
+            sum(self.group) * (self.epochs - epoch - 1) + sum(self.waiting.values()) * self.epochs
+        )
+        self.group = []
+        print(f"── time left: at most {_duration(pace * rows)} (at the first epoch's pace)",
+              flush=True)  # fmt: skip
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
 def train_models(cfg: Config, data: Digits, engine) -> tuple[list[FoldResult], list[FullFit]]:
     """Train (or resume) every fold model and full fit of the run with `engine`.
 
@@ -146,7 +188,10 @@ def train_models(cfg: Config, data: Digits, engine) -> tuple[list[FoldResult], l
             print(f"── {_label(job, cfg)}: finished in an earlier run, skipped{score}", flush=True)
     pending = [job for job in jobs if job.name not in results]
 
+    time_left = TimeLeft(pending, cfg.epochs)
+
     def start(job: Job) -> None:
+        time_left.start(job)
         n = len(job.train_rows)
         if job.val_rows is None:
             what = f"train on all {n} rows, {cfg.epochs} epochs"
@@ -166,7 +211,8 @@ def train_models(cfg: Config, data: Digits, engine) -> tuple[list[FoldResult], l
 
     if pending:
         print(f"engine: {engine.describe(pending)}", flush=True)
-        engine.train(pending, done, checkpoint=checkpoint, on_start=start)
+        engine.train(pending, done, on_epoch=time_left.epoch, checkpoint=checkpoint,
+                     on_start=start)  # fmt: skip
     ordered = [results[job.name] for job in jobs]
     folds = [r for r in ordered if isinstance(r, FoldResult)]
     return folds, [r for r in ordered if isinstance(r, FullFit)]

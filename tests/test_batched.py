@@ -163,6 +163,7 @@ def test_settings_the_engine_cannot_honour_are_refused_before_anything_is_writte
 def test_batched_run_trains_every_fold_and_says_so(uninterrupted, data_dir):
     out, log = uninterrupted
     assert "engine: batched, 2 models in one program" in log
+    assert log.count("── time left: at most ") == 1  # the models train together: one line
     run = out / "runs" / "whole"
     summary = json.loads((run / "summary.json").read_text())
     engine = summary["engine"]
@@ -215,6 +216,7 @@ def test_a_run_killed_mid_training_resumes_to_the_same_submission(
     assert "batched: resumed at epoch" in log
     resumed_at = int(log.split("batched: resumed at epoch ")[1].split()[0])
     assert log.count("epoch 1/5 ") == 0 and resumed_at >= 2  # finished epochs not redone
+    assert log.count("── time left: at most ") == 1  # said at the first epoch it trained
     assert (tmp_path / "subs" / "submission.csv").read_bytes() == (
         whole / "subs" / "submission.csv"
     ).read_bytes()

@@ -58,6 +58,8 @@ def test_run_writes_a_valid_submission_that_beats_chance(tiny, capsys):
     assert (ensemble["test_proba"].argmax(1) == sub["Label"]).all()
     # the summary a person reads: fold scores, OOF, answer-key accuracy, how to submit
     assert "fold 2/2" in out and "Epoch 5/5" in out
+    # after each model's first epoch, the time the run has left (2 folds, 3 full fits)
+    assert len(re.findall(r"── time left: at most (\d+ min )?\d+ s \(", out)) == 5
     assert f"out-of-fold accuracy: {summary['oof_accuracy']:.4f}" in out
     assert f"test accuracy on solution.csv: {summary['test_accuracy']:.4f}" in out
     assert "kaggle competitions submit -c digit-recognizer -f" in out
