@@ -54,11 +54,6 @@ class Config:
         return self.study_name or f"{self.model}-search"
 
     @property
-    def trial_target(self) -> int:
-        """Finished (complete or pruned) trials the study must hold when this worker stops."""
-        return self.trials
-
-    @property
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{self.runs_dir / 'optuna.db'}"
 

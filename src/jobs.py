@@ -4,7 +4,7 @@ and the callbacks a caller passes (`src/engine.py` chooses the engine)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -30,7 +30,6 @@ class Trained:
     val_proba: np.ndarray | None  # probabilities for job.val_rows
     test_proba: np.ndarray | None  # probabilities for every test.csv row (unless not asked)
     seconds: float  # this job's share of the wall time
-    extra: dict = field(default_factory=dict)  # engine-specific notes for the run's summary
 
     @property
     def epochs(self) -> int:

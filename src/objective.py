@@ -1,8 +1,8 @@
 """What one search trial runs, in its own process: train, report, prune, free everything.
 
 `run_trials` is the entry point of the trial processes `search.run_search` starts. TensorFlow
-keeps every traced training function alive for the life of the process (about 28 MB per model
-here, `clear_session()` notwithstanding; tensorflow/tensorflow#61791), so a long search run in one
+keeps every traced training function alive for the life of the process (megabytes per model,
+`clear_session()` notwithstanding; tensorflow/tensorflow#61791), so a long search run in one
 process would grow without bound: each trial gets a fresh process and hands all of it back.
 """
 
@@ -90,11 +90,11 @@ class Objective:
         """
         ahead = [t for t in trial.study.get_trials(deepcopy=False, states=TAKEN)
                  if t.number < trial.number]  # fmt: skip
-        if len(ahead) >= self.cfg.trial_target:
+        if len(ahead) >= self.cfg.trials:
             trial.set_user_attr("surplus", True)
             raise SurplusTrial(
                 f"trial {trial.number} not run: {len(ahead)} trials before it already fill the"
-                f" study's cap of {self.cfg.trial_target}"
+                f" study's cap of {self.cfg.trials}"
             )
 
 
@@ -122,11 +122,11 @@ def run_trials(
     keep_compiled_programs(cfg.runs_dir)  # trials of the same program compile it once
     configure_device(cfg.precision)  # run.py resolved it
     study = open_study(cfg, create=False, pruner=pruner)
-    if count(study, TAKEN) >= cfg.trial_target:  # other workers took the slot meanwhile
+    if count(study, TAKEN) >= cfg.trials:  # other workers took the slot meanwhile
         return
     study.optimize(
         Objective(cfg, data, worker),
         n_trials=n_trials,
-        callbacks=[optuna.study.MaxTrialsCallback(cfg.trial_target, states=FINISHED)],
+        callbacks=[optuna.study.MaxTrialsCallback(cfg.trials, states=FINISHED)],
         catch=(Exception,),  # a failing config (e.g. out of memory) is recorded, not fatal
     )

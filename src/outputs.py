@@ -17,7 +17,7 @@ from src.config import Config
 from src.errors import UserError
 from src.files import show
 
-MODEL_MB = 5  # one model's folder: model.keras, history, predictions (about 4 MB, rounded up)
+MODEL_MB = 5  # an upper bound on one model's folder: model.keras, history, predictions
 RUN_MB = 20  # ensemble.npz, report and slack
 
 

@@ -27,7 +27,7 @@ POLL_S = 2  # how often a worker looks again while other workers finish the last
 
 
 def run_search(cfg: Config, data: Digits, pruner=None) -> optuna.Study:
-    """Run trials until the study holds `cfg.trial_target` finished (complete or pruned) trials.
+    """Run trials until the study holds `cfg.trials` finished (complete or pruned) trials.
 
     Any number of workers (processes, machines) may run this against one study: a worker starts
     a trial only while finished + running trials are below the target, and when the remaining
@@ -35,7 +35,7 @@ def run_search(cfg: Config, data: Digits, pruner=None) -> optuna.Study:
     fails or its worker dies. Each trial also checks the cap once it holds its trial number
     (`objective.Objective`), so workers racing for the last slot cannot overshoot.
     """
-    target = cfg.trial_target
+    target = cfg.trials
     study = open_study(cfg, create=True, pruner=pruner)
     done = count(study)
     print(

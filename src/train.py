@@ -273,8 +273,8 @@ def fit_model(
         **data,
         epochs=epochs,
         validation_data=val,
-        # Inference-size batches for the per-epoch validation pass: 0.33 s instead of 0.65-0.86 s
-        # for 2,667 digits on 2 cores (BatchNorm uses its moving statistics there: same result).
+        # Inference-size batches for the per-epoch validation pass: about half its time at the
+        # training batch size (BatchNorm uses its moving statistics there: same result).
         validation_batch_size=PREDICT_BATCH,
         callbacks=cbs,
         verbose=verbose,

@@ -260,8 +260,8 @@ def test_a_trial_created_past_the_cap_is_marked_surplus_and_never_trains(tmp_pat
 
 
 def test_trials_is_the_studys_total_and_max_trials_its_old_name(capsys):
-    assert run.parse_args(["--search-only", "--trials", "6"]).trial_target == 6
-    assert run.parse_args(["--search-only", "--max-trials", "4"]).trial_target == 4
+    assert run.parse_args(["--search-only", "--trials", "6"]).trials == 6
+    assert run.parse_args(["--search-only", "--max-trials", "4"]).trials == 4
     with pytest.raises(SystemExit) as exit_:
         run.parse_args(["--search-only", "--trials", "0"])
     assert exit_.value.code == 2 and "--search-only" in capsys.readouterr().err

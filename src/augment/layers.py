@@ -33,7 +33,7 @@ def check_augment(augment: str, in_model: bool) -> None:
     if augment == "layers" and keras.backend.backend() == "tensorflow":
         return
     # ImageDataGenerator is NumPy on the host; Keras's preprocessing layers inside a JAX model
-    # took 213 ms a step on an H100 where RandomWarp takes 5-10 ms (benchmarks/).
+    # are many times slower a step than RandomWarp (benchmarks/README.md, "Engines").
     needs = "TensorFlow on a CPU" if augment == "idg" else "the TensorFlow backend"
     raise UserError(f"--augment {augment} needs {needs}; use --augment affine")
 

@@ -24,7 +24,7 @@ import tensorflow as tf
 from src.augment.layers import preprocessing_layers
 from src.augment.warp import DRAWS, uses_elastic, warp
 
-PREFETCH = 16  # batches prepared ahead of the training step (measured: 4 was slower)
+PREFETCH = 16  # batches prepared ahead of the training step (fewer measured slower)
 
 
 def build_idg(params: dict):
@@ -84,8 +84,8 @@ def pipeline_options() -> tf.data.Options:
     """Fixed parallelism and prefetch, autotuning off.
 
     The autotuner's model thread holds up the iterator's destruction when model.fit returns, in
-    some fits by 11-40 s (py-spy: ~RootDataset::Iterator waiting on that thread), a third of a
-    short fold's time; `benchmarks/fit_stall.py` measures it.
+    some fits for a good part of a short fold's time (py-spy: ~RootDataset::Iterator waiting on
+    that thread; benchmarks/README.md, "The fit stall").
     """
     options = tf.data.Options()
     options.autotune.enabled = False
