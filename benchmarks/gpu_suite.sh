@@ -32,6 +32,7 @@
 #     alembic==1.20.1 sqlalchemy==2.1.9 colorlog==6.12.0 mako==1.4.3 greenlet==3.5.6
 # TINY=1: a CPU dry run (the first rows of the real files, 2 folds, 2 epochs).
 set -u
+shopt -s nullglob  # a step that left no run folder is left out of the report, not an error
 START=$SECONDS
 DEADLINE=${DEADLINE:-450}  # seconds for everything; each step gets what is left
 PY=${PYTHON:-python3}
@@ -79,13 +80,12 @@ RUN=("$PY" run.py --trials 0 --runs-dir "$W/runs" --submissions-dir "$W/subs" "$
 finish() {
     kill "$DMON" 2>/dev/null
     "$PY" -m benchmarks.engines report "$W"/runs/* "$W"/holdout/*/runs/* | tee "$OUT/results.txt"
-    for log in "$W"/kaggle.txt; do
-        [ -f "$log" ] && "$PY" -m benchmarks.engines compiles "$log" | tee -a "$OUT/results.txt"
-    done
+    [ -f "$W/kaggle.txt" ] && "$PY" -m benchmarks.engines compiles "$W/kaggle.txt" |
+        tee -a "$OUT/results.txt"
     grep -h "^RESULT" "$W"/*.txt >>"$OUT/results.txt"
     tail -n +1 "$W/gpu.txt"
     (cd "$W" && tar czf "$OUT/suite.tgz" --exclude='*.keras' --exclude='*.npz' --exclude='*.png' \
-        --exclude='*.db' --exclude=.jax-cache --exclude='*.csv' ./*.txt runs holdout)
+        --exclude='*.db' --exclude=.jax-cache --exclude='*.csv' ./*.txt ./runs* ./holdout*)
 }
 # The smoke run has its own runs folder: the Kaggle-size run starts with an empty compile cache.
 step smoke 120 "${RUN[@]}" --runs-dir "$W/runs-smoke" --run-name smoke --data-dir "$SAMPLE" \
