@@ -1,0 +1,30 @@
+"""The Kaggle-size holdout benchmark's split: what each recipe trains on and is scored on."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.holdout import split_rows, write_split
+from src.config import ROOT
+from src.data import load_digits
+
+
+def test_the_split_is_stratified_disjoint_and_written_as_a_data_folder_run_py_reads(tmp_path):
+    data = load_digits(ROOT / "input" / "sample")
+    (train, held_out), *_ = split_rows(data.y_train, holdout=0.1, splits=1, seed=0)
+    assert len(held_out) == 800 and len(train) == 7200
+    assert not set(train) & set(held_out)  # no digit both trained on and scored
+    shares = np.bincount(data.y_train[held_out], minlength=10) / len(held_out)
+    expected = np.bincount(data.y_train, minlength=10) / len(data.y_train)
+    assert np.abs(shares - expected).max() < 0.002  # every digit in its share
+    again, _ = split_rows(data.y_train, holdout=0.1, splits=1, seed=0)[0]
+    np.testing.assert_array_equal(train, again)  # seeded: every recipe sees the same split
+
+    write_split(data, train, held_out, tmp_path / "split")
+    split = load_digits(tmp_path / "split")  # validated as any user's data folder
+    np.testing.assert_array_equal(split.x_train, data.x_train[train])
+    np.testing.assert_array_equal(split.layout.classes[split.y_train],
+                                  data.layout.classes[data.y_train[train]])  # fmt: skip
+    np.testing.assert_array_equal(split.x_test, data.x_train[held_out])
+    assert split.test_labels is None  # the run never sees the held-out labels
+    assert split.layout.test_ids.tolist() == list(range(1, 801))
