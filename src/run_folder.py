@@ -95,11 +95,22 @@ def checkpoint(cfg: Config) -> Path:
     return cfg.run_dir / CHECKPOINT
 
 
+def bare_model(model):
+    """The network alone, without the optimiser, loss and metrics it was compiled with: a
+    model.keras that plain Keras loads anywhere (no project code to import for a custom loss),
+    as the batched engine's models already are."""
+    if not model.compiled:
+        return model
+    bare = type(model).from_config(model.get_config())  # clone_model would compile it too
+    bare.set_weights(model.get_weights())
+    return bare
+
+
 def save_model(out: Path, model, history: dict, meta_name: str, meta: dict,
                arrays: dict) -> None:  # fmt: skip
     """Model, history and metadata first; predictions.npz last, as the completion marker."""
     with atomic_path(out / MODEL) as tmp:
-        model.save(tmp)
+        bare_model(model).save(tmp)
     write_json(out / "history.json", {k: [float(v) for v in vs] for k, vs in history.items()})
     write_json(out / meta_name, meta)
     with atomic_path(out / PREDICTIONS) as tmp:
