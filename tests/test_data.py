@@ -203,7 +203,8 @@ def test_missing_data_names_the_download_command_and_the_sample(tmp_path, runner
         (["--set", "dropout"], "expected KEY=VALUE"),
         (["--set", "dropout=1.5"], "dropout=1.5: expected at least 0 and below 1"),
         (["--set", "batch_size=0"], "batch_size=0: expected at least 1"),
-        (["--set", "learning_rate=-0.01"], "learning_rate=-0.01: expected at least"),
+        (["--set", "learning_rate=-0.01"], "learning_rate=-0.01: expected above 0"),
+        (["--set", "kernel_size=7"], "kernel_size=7: expected at least 1 and at most 5"),
         (["--set", "label_smoothing=1"], "label_smoothing=1.0: expected at least 0 and below 1"),
     ],
 )

@@ -294,3 +294,17 @@ def test_a_plain_postgresql_url_names_the_installed_driver():
     assert driven.password == "p@ss" and driven.query == make_url(url).query
     for other in ("sqlite:///runs/optuna.db", "postgresql+psycopg2://u@h/db"):
         assert with_driver(other) == other
+
+
+def test_every_value_the_search_draws_is_one_set_would_accept():
+    """The search space lies inside the ranges `--set` checks (src/params.py RANGES)."""
+    from src.params import check_range
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(300):
+        trial = study.ask()
+        for key, value in studies.suggest_params(trial).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                check_range(key, value)  # raises outside the range
+        study.tell(trial, 0.5)
