@@ -46,7 +46,6 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = "--folds 0 --full-fits 1 --epochs 18"  # the README's quick submission
-MAIN_JOB = "--folds 3 --full-fits 1 --epochs 18"  # the README's main job
 DEFAULT_RECIPES = {"quick": QUICK}
 TTA_VIEWS = {  # uniform draws in [-1, 1] for (angle, x zoom, y zoom, x shift, y shift)
     "rotate +5": [0.5, 0, 0, 0, 0], "rotate -5": [-0.5, 0, 0, 0, 0],

@@ -49,7 +49,8 @@ def crossentropy(labels, proba, smoothing: float = 0.0):
 
 @keras.saving.register_keras_serializable(package="digits")
 class SmoothedCrossentropy(keras.losses.Loss):
-    """`crossentropy` with label smoothing, as a Keras loss (saved with the model)."""
+    """`crossentropy` with label smoothing, as a Keras loss for `compile` (registered, so a
+    compiled model's config names it; the saved model.keras holds no loss: run_folder.py)."""
 
     def __init__(self, smoothing: float = 0.0, **kwargs):
         super().__init__(**kwargs)
