@@ -1,8 +1,8 @@
 """Digit Recognizer end to end: `python run.py --help`, README.md.
 
 The entry point: the command line -> Config (src/cli.py), then a run (src/pipeline.py) or the
-review of a finished one (src/review.py). A mistake a user can make ends in one line on stderr
-and exit code 2, never a traceback.
+review of a finished one (src/review/). A mistake a user can make ends in one line on stderr and
+exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import shlex
 import sys
 from importlib.util import find_spec
 
+from src import UserError
 from src.cli import parse_args
-from src.errors import UserError
 
 # JAX would take most of a GPU's memory up front; trial processes sharing the card need it.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -23,7 +23,7 @@ if "KERAS_BACKEND" not in os.environ and not find_spec("tensorflow") and find_sp
 
 def command_line(argv: list[str]) -> str:
     """The command as typed, for the summary and the report, with any storage password masked."""
-    from src.storage import mask_password
+    from src.search.storage import mask_password
 
     masked = [mask_password(arg) if "://" in arg else arg for arg in argv]
     return shlex.join(["python", "run.py", *masked])
@@ -35,15 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     try:
         if cfg.runs:
-            from src.runs_index import show_runs
+            from src.review.runs import show_runs
 
             show_runs(cfg)
         elif cfg.scores:
-            from src.review import fetch_scores
+            from src.review.submit import fetch_scores
 
             fetch_scores(cfg)
         elif cfg.report:
-            from src.review import review
+            from src.review.submit import review
 
             review(cfg)
         else:

@@ -22,9 +22,9 @@ def fit_classic(x: np.ndarray, y: np.ndarray, seed: int, *, verbose: int = 2):
     from keras import layers
     from sklearn.model_selection import train_test_split
 
-    from src.augment import DEFAULTS as AUGMENT_DEFAULTS
-    from src.augment.warp import RandomWarp
-    from src.train import BACKEND
+    from src.model.augment import DEFAULTS as AUGMENT_DEFAULTS
+    from src.model.augment.warp import RandomWarp
+    from src.train.device import BACKEND
 
     classes = int(y.max()) + 1
     x_train, x_val, y_train, y_val = train_test_split(

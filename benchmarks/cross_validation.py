@@ -45,7 +45,7 @@ def all_digits(rows: int | None, seed: int):
 
     from sklearn.model_selection import train_test_split
 
-    from src.data import load_digits
+    from src.data.load import load_digits
 
     data = load_digits(SAMPLE)
     x = np.concatenate([data.x_train, data.x_test])
@@ -69,12 +69,12 @@ def project_recipe(flags: str, params: dict | None = None):
     from dataclasses import replace
 
     from src.cli import parse_args
-    from src.cv import fold_jobs, full_fit_jobs
-    from src.engine import make_engine
-    from src.ensemble import average_predictions
-    from src.jobs import Job
     from src.params import default_params
-    from src.train import configure_device
+    from src.train.device import configure_device
+    from src.train.engine import Job
+    from src.train.engines import make_engine
+    from src.train.ensemble import average_predictions
+    from src.train.folds import fold_jobs, full_fit_jobs
 
     cfg = parse_args(["--data-dir", str(SAMPLE), "--trials", "0", *shlex.split(flags)])
     params = {**(params or default_params(cfg.model)), **dict(cfg.overrides)}
@@ -100,8 +100,8 @@ def project_recipe(flags: str, params: dict | None = None):
 def classic_recipe(data, rows: np.ndarray, held_out: np.ndarray, seed: int) -> np.ndarray:
     """The classic notebook trained on `rows`; its probabilities for the `held_out` rows."""
     from benchmarks.classic import fit_classic
-    from src.ensemble import predict_proba
-    from src.train import configure_device
+    from src.train.device import configure_device
+    from src.train.ensemble import predict_proba
 
     configure_device("float32")  # as published
     model = fit_classic(data.x_train[rows], data.y_train[rows], seed, verbose=0)
@@ -147,7 +147,7 @@ def main() -> None:
           + ("".join(f" {k}={shlex.quote(v)}" for k, v in named.items()) if a.recipes else ""),
           flush=True)  # fmt: skip
 
-    from src.quiet import import_keras
+    from src.train.quiet import import_keras
 
     import_keras()
     data = all_digits(a.rows, a.seed)

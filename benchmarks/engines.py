@@ -58,12 +58,12 @@ def cut(data_dir: Path, rows: int, test_rows: int, out: Path) -> None:
 def throughput(args) -> None:
     import keras
 
-    from src.cv import fold_jobs, full_fit_jobs
-    from src.data import load_digits
-    from src.engine import make_engine
-    from src.jobs import Job
+    from src.data.load import load_digits
     from src.params import default_params
-    from src.train import accelerator
+    from src.train.device import accelerator
+    from src.train.engine import Job
+    from src.train.engines import make_engine
+    from src.train.folds import fold_jobs, full_fit_jobs
 
     data = load_digits(args.data_dir)
     rows = args.rows or len(data.y_train)

@@ -5,7 +5,7 @@
 Each process trains `--fits` default models (5,333 sample digits, the `affine` pipeline) and
 times the gap from the last callback (`on_train_end`) to the return of `model.fit`: the
 destruction of the training iterator. `autotune` runs the pipeline with tf.data's autotuning on
-(what the project did before), `current` with `src.augment.pipeline_options()`. Fresh processes,
+(what the project did before), `current` with `src.model.augment.pipeline_options()`. Fresh processes,
 because the stall showed in the first fits of a process. Ends with `RESULT autotune_stalls=...
 autotune_max_s=... current_stalls=... current_max_s=...` (a stall: a gap over 1 s).
 """
@@ -23,12 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import json, sys, time
 import keras, tensorflow as tf
-from src.augment import tfdata as augment
+from src.model.augment import tfdata as augment
 from src.config import ROOT
-from src.data import load_digits
-from src.model import build_model
+from src.data.load import load_digits
+from src.model.cnn import build_model
 from src.params import default_params
-from src.train import fit_model
+from src.train.fit import fit_model
 
 if {autotune}:
     augment.pipeline_options = tf.data.Options  # defaults: autotuning on

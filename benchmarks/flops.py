@@ -32,10 +32,11 @@ import numpy as np
 
 from benchmarks.throughput import EpochTimes
 from src.config import ROOT
-from src.data import load_digits
-from src.model import build_model
+from src.data.load import load_digits
+from src.model.cnn import build_model
 from src.params import default_params
-from src.train import BACKEND, accelerator, compile_model, configure_device
+from src.train.device import BACKEND, accelerator, configure_device
+from src.train.fit import compile_model
 
 if BACKEND == "tensorflow":
     import tensorflow as tf

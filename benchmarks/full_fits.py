@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from src.config import ROOT
-from src.data import load_digits
+from src.data.load import load_digits
 
 SAMPLE = ROOT / "input" / "sample"
 
@@ -29,9 +29,10 @@ SAMPLE = ROOT / "input" / "sample"
 def train(out: Path, job: str) -> None:
     import keras
 
-    from src.model import build_model
+    from src.model.cnn import build_model
     from src.params import default_params
-    from src.train import fit_model, reset_keras
+    from src.train.device import reset_keras
+    from src.train.fit import fit_model
 
     name, seed, epochs, changes = job.split(":", 3)
     data = load_digits(SAMPLE)
@@ -69,7 +70,7 @@ def main() -> None:
     p.add_argument("--summary", action="store_true")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    from src.train import configure_device
+    from src.train.device import configure_device
 
     print(f"device: {configure_device()}", flush=True)
     for job in a.jobs:

@@ -114,8 +114,8 @@ def score_tta(run_dir: Path, images: np.ndarray, truth: np.ndarray) -> float:
     """Accuracy of the submission's models averaged over the plain and the 8 warped views."""
     import keras
 
-    from src.augment.warp import warp
-    from src.ensemble import predict_proba
+    from src.model.augment.warp import warp
+    from src.train.ensemble import predict_proba
 
     x = images.astype("float32")
     views = [x] + [np.asarray(warp(x, np.tile(np.float32(u), (len(x), 1)), None, TTA_RANGES))
@@ -159,8 +159,8 @@ def score_run(run_dir: Path, truth: np.ndarray, classes: np.ndarray) -> dict:
 def run_classic(data, train_rows: np.ndarray, held_out: np.ndarray, seed: int):
     """The classic notebook on the training part: (held-out class indices, seconds)."""
     from benchmarks.classic import fit_classic
-    from src.ensemble import predict_proba
-    from src.train import configure_device
+    from src.train.device import configure_device
+    from src.train.ensemble import predict_proba
 
     configure_device("float32")  # as published
     start = time.perf_counter()
@@ -189,8 +189,8 @@ def main() -> None:
     named = dict(text.split("=", 1) for text in a.recipes) if a.recipes else DEFAULT_RECIPES
     print("command: python -m benchmarks.holdout " + shlex.join(sys.argv[1:]), flush=True)
 
-    from src.data import load_digits
-    from src.quiet import import_keras
+    from src.data.load import load_digits
+    from src.train.quiet import import_keras
 
     import_keras()  # before anything imports TensorFlow: without its start-up log
     data = load_digits(a.data_dir.resolve())

@@ -6,7 +6,8 @@ Builds Kaggle's sizes from the bundled sample's real rows (train.csv: 42,000 row
 columns, test.csv: 28,000 x 784, plain CSV as Kaggle ships them), then times, each in a fresh
 process so peak RSS is the call's own (interpreter and pandas included, the same in both):
 - `baseline`: `pandas.read_csv(path)`, nothing else;
-- `project`: `src.data.load_train` / `load_test`: read, validate every cell, return uint8 images.
+- `project`: `src.data.load.load_train` / `load_test`: read, validate every cell, return uint8
+  images.
 Median of `--repeats` alternating runs. Goals (issue 5): train.csv in <= 2 s, peak RSS
 <= 1.5x the baseline's. Ends with `RESULT train_s=... train_baseline_s=... train_rss_ratio=...
 test_s=... test_rss_ratio=...`.
@@ -33,7 +34,7 @@ CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 import pandas as pd
-from src import data
+from src.data import load as data
 kind, what, folder = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 start = time.perf_counter()
 if what == "baseline":

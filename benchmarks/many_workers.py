@@ -33,8 +33,8 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from src.config import ROOT
-from src.storage import mask_password, sql_engine, with_driver
-from src.study import FINISHED
+from src.search.storage import mask_password, sql_engine, with_driver
+from src.search.study import FINISHED
 
 ERRORS = ("Traceback", "has already finished and can not be updated", "UniqueViolation")
 

@@ -37,14 +37,14 @@ def search(tmp: Path, trials: int, flags: str, rows: int | None):
     """The search as run.py runs it, without pruning; (its finished trials, config, seconds)."""
     import optuna
 
-    from src.quiet import import_keras
+    from src.train.quiet import import_keras
 
     import_keras()  # TensorFlow's start-up log filtered, as run.py does
-    from src import search as searching
     from src.cli import parse_args
-    from src.data import load_digits
-    from src.engine import resolve_engine
-    from src.train import configure_device
+    from src.data.load import load_digits
+    from src.search import worker as searching
+    from src.train.device import configure_device
+    from src.train.engines import resolve_engine
 
     cfg = parse_args(["--data-dir", str(SAMPLE), "--search-only", "--trials", str(trials),
                       *shlex.split(flags), "--study-name", "agree",

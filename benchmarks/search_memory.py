@@ -3,7 +3,7 @@
     python -m benchmarks.search_memory [--trials 10] [--rows 1000]
 
 Two ways, one process, per-process first so the other's leak cannot pollute it:
-- `per_process`: what run.py does (`search.run_search`, one spawned process per trial).
+- `per_process`: what run.py does (`worker.run_search`, one spawned process per trial).
 - `in_process`: every trial in this process, as optuna-examples do, each after clear_session()
   and gc; TensorFlow keeps each traced model's functions, so RSS grows per trial.
 The figure is the growth from the end of trial 2 to the end of trial N.
@@ -20,10 +20,10 @@ from pathlib import Path
 import optuna
 import psutil
 
-from src import objective, search
-from src import study as studies
 from src.config import ROOT, Config
-from src.data import load_digits
+from src.data.load import load_digits
+from src.search import study as studies
+from src.search import trial, worker
 
 RSS = psutil.Process().memory_info
 
@@ -33,9 +33,9 @@ def mb() -> float:
 
 
 def per_process(cfg: Config, data) -> float:
-    search.run_search(replace(cfg, trials=2), data, optuna.pruners.NopPruner())
+    worker.run_search(replace(cfg, trials=2), data, optuna.pruners.NopPruner())
     after_two = mb()
-    search.run_search(cfg, data, optuna.pruners.NopPruner())
+    worker.run_search(cfg, data, optuna.pruners.NopPruner())
     print(f"per_process: RSS after trial 2 {after_two:.1f} MB, after trial {cfg.trials}"
           f" {mb():.1f} MB", flush=True)  # fmt: skip
     return mb() - after_two
@@ -45,7 +45,7 @@ def in_process(cfg: Config, data) -> float:
     rss = []
     study = studies.open_study(cfg, create=True, pruner=optuna.pruners.NopPruner())
     study.optimize(
-        objective.Objective(cfg, data),
+        trial.Objective(cfg, data),
         n_trials=cfg.trials,
         callbacks=[lambda study, trial: rss.append(mb())],
     )

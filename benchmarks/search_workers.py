@@ -26,9 +26,9 @@ from pathlib import Path
 
 import optuna
 
-from src import study as studies
 from src.config import ROOT, Config
-from src.storage import mask_password
+from src.search import study as studies
+from src.search.storage import mask_password
 
 
 def search_wall_time(workers: int, args, storage: str, tmp: Path, n_jobs: int = 1) -> float:

@@ -6,7 +6,7 @@ the same model fitted on in-memory arrays with no augmentation, measured in one 
 
 On a CPU with TensorFlow the backends are tf.data pipelines (affine, layers) and Keras's
 ImageDataGenerator (idg); on a GPU, or another Keras backend, augmentation runs inside the model
-(`src.train.augment_in_model`) and idg does not apply. `elastic` is the affine backend with
+(`src.train.device.augment_in_model`) and idg does not apply. `elastic` is the affine backend with
 elastic distortion on (elastic_alpha 34, elastic_sigma 4).
 
 Each variant trains a fresh model; the first epoch (tracing, warm-up) is not timed and the
@@ -23,17 +23,11 @@ import keras
 import numpy as np
 
 from src.config import ROOT
-from src.data import load_digits
-from src.model import build_model
+from src.data.load import load_digits
+from src.model.cnn import build_model
 from src.params import default_params
-from src.train import (
-    BACKEND,
-    augment_in_model,
-    compile_model,
-    configure_device,
-    fit_model,
-    reset_keras,
-)
+from src.train.device import BACKEND, augment_in_model, configure_device, reset_keras
+from src.train.fit import compile_model, fit_model
 
 
 class EpochTimes(keras.callbacks.Callback):
@@ -81,7 +75,7 @@ def main() -> None:
     # of a process sometimes trains slower), so the ratios are not flattered by a slow baseline.
     first = measure("baseline", x, y, params, a.epochs)
     skip = {"idg"} if augment_in_model() else set()  # no in-model ImageDataGenerator
-    skip |= {"layers"} if BACKEND != "tensorflow" else set()  # refused there: src/train.py
+    skip |= {"layers"} if BACKEND != "tensorflow" else set()  # refused there: src/train/fit.py
     variants = [v for v in VARIANTS if v not in skip]
     rates = {v: measure(v, x, y, params, a.epochs) for v in variants}
     last = measure("baseline", x, y, params, a.epochs)

@@ -38,8 +38,8 @@ def recipe() -> tuple[float, float]:
     import numpy as np
 
     from benchmarks.classic import fit_classic
-    from src.data import load_digits
-    from src.ensemble import predict_proba
+    from src.data.load import load_digits
+    from src.train.ensemble import predict_proba
 
     data = load_digits(SAMPLE)
     model = fit_classic(data.x_train, data.y_train, seed=2)

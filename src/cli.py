@@ -9,9 +9,9 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
-from src import augment
 from src.config import ENGINES, PRECISIONS, Config
-from src.notebook import competition_data, kaggle_root
+from src.data.notebook import competition_data, kaggle_root
+from src.model import augment
 from src.params import DEFAULTS, parse_override
 
 USAGE = """Digit Recognizer end to end: validate the CSVs, search, train a k-fold CNN ensemble and

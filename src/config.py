@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository: every default path hangs off it
-ENGINES = ("auto", "sequential", "batched")  # see src/engine.py
+ENGINES = ("auto", "sequential", "batched")  # see src/train/engines.py
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policies
 
 
@@ -27,8 +27,8 @@ class Config:
     storage: str = ""  # Optuna RDB URL; "" = SQLite file runs/optuna.db
     model: str = "cnn"  # architecture: "cnn" (default) or "seed" (the write-up's 4-layer net)
     overrides: tuple[tuple[str, object], ...] = ()  # --set KEY=VALUE pairs, on top of the params
-    augment: str = "affine"  # one of src.augment.BACKENDS (affine: fastest at equal accuracy)
-    engine: str = "auto"  # sequential | batched (src/engine.py); auto: batched on a JAX GPU
+    augment: str = "affine"  # one of src.model.augment.BACKENDS
+    engine: str = "auto"  # sequential | batched (src/train/engines.py); auto: batched on a JAX GPU
     precision: str = "auto"  # Keras dtype policy; auto: measured fastest for device and engine
     seed: int = 42  # folds, weight init, shuffling and augmentation all derive from it
     run_name: str = ""  # folder under runs_dir; the same name resumes that run

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from src import augment
+from src.model import augment
 
 DEFAULTS: dict[str, dict] = {
     # The project's default: BatchNorm CNN with strided convs (chosen by measurement, README).
@@ -45,7 +45,7 @@ DEFAULTS: dict[str, dict] = {
 
 CHOICES = {"optimizer": ("adam", "rmsprop", "sgd"), "schedule": ("cosine", "plateau")}
 # The values a model can train with: (lowest, whether it is allowed, highest, whether it is
-# allowed); None: no bound. The search's ranges (src/study.py) lie inside them. kernel_size:
+# allowed); None: no bound. The search's ranges (src/search/study.py) lie inside them. kernel_size:
 # the cnn's two strided blocks leave nothing to collapse above 5.
 RANGES = {
     "filters": (1, True, None, True), "kernel_size": (1, True, 5, True),

@@ -8,11 +8,11 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from src import run_folder
 from src.config import Config
-from src.data import check_class_counts, load_digits
-from src.files import show
-from src.outputs import check_outputs
+from src.data.load import check_class_counts, load_digits
+from src.outputs import run_folder
+from src.outputs.checks import check_outputs
+from src.outputs.files import show
 
 
 def choose_params(cfg: Config, data) -> tuple[dict, str]:
@@ -20,10 +20,10 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
 
     The run folder is checked against the chosen parameters before anything is written to it.
     """
-    from src import study as studies
-    from src.files import write_json
+    from src.outputs.files import write_json
     from src.params import default_params
-    from src.storage import mask_password
+    from src.search import study as studies
+    from src.search.storage import mask_password
 
     changed = "".join(f" --set {k}={v}" for k, v in cfg.overrides)
     if not cfg.trials and not cfg.study_name:
@@ -42,7 +42,7 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
     studies.print_study_summary(summary, params)
     write_json(cfg.run_dir / "best_params.json", params)
     write_json(cfg.run_dir / "study.json", summary)
-    from src.study_plots import save_study_plots
+    from src.search.plots import save_study_plots
 
     for name, result in save_study_plots(study, cfg.run_dir).items():
         print(f"  plot {name}: {result}")
@@ -52,18 +52,18 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
 
 def timed_search(cfg: Config, data):
     """Run the search (its SQLite home created first); the study and the seconds it took."""
-    from src import search
+    from src.search import worker
 
     cfg.runs_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite storage
     start = time.perf_counter()
-    study = search.run_search(cfg, data)
+    study = worker.run_search(cfg, data)
     return study, time.perf_counter() - start
 
 
 def search_worker(cfg: Config, data) -> None:
     """--search-only: run trials of the (shared) study, then say how to train from it."""
-    from src import study as studies
-    from src.storage import mask_password
+    from src.search import study as studies
+    from src.search.storage import mask_password
 
     study, seconds = timed_search(cfg, data)
     summary = studies.study_summary(study, seconds)
@@ -91,12 +91,12 @@ def run(cfg: Config, command: str = "") -> None:
     check_class_counts(data, cfg.folds)
     check_outputs(cfg)
     # TensorFlow loads only once the data are known to be good: bad input fails in a second.
-    from src.quiet import import_keras
+    from src.train.quiet import import_keras
 
     import_keras()
-    from src.augment.layers import check_augment
-    from src.engine import check_precision, keep_compiled_programs, resolve_engine
-    from src.train import augment_in_model, configure_determinism, configure_device
+    from src.model.augment.layers import check_augment
+    from src.train.device import augment_in_model, configure_determinism, configure_device
+    from src.train.engines import check_precision, keep_compiled_programs, resolve_engine
 
     cache = keep_compiled_programs(cfg.runs_dir)
     engine = resolve_engine(cfg.engine)
@@ -117,8 +117,8 @@ def run(cfg: Config, command: str = "") -> None:
 
 def train_run(cfg: Config, data, command: str, start: float) -> None:
     """Parameters, the run's models, then `finish`."""
-    from src import cv
-    from src.engine import make_engine
+    from src.train import folds
+    from src.train.engines import make_engine
 
     params, origin = choose_params(cfg, data)
     print(
@@ -128,27 +128,27 @@ def train_run(cfg: Config, data, command: str, start: float) -> None:
     )
     trainer = make_engine(cfg.engine, params, data, epochs=cfg.epochs, patience=cfg.patience,
                           augment=cfg.augment)  # fmt: skip
-    results, full_fits = cv.train_models(cfg, data, trainer)
+    results, full_fits = folds.train_models(cfg, data, trainer)
     finish(cfg, data, results, full_fits, command, start, trainer.summary())
 
 
 def finish(cfg: Config, data, results, full_fits, command: str, start: float,
            engine: dict) -> None:  # fmt: skip
     """Ensemble the folds; check and write the submission; summary, report, maybe submit."""
-    from src import cv
-    from src import summary as summaries
-    from src.ensemble import accuracy, average_predictions, save_ensemble
-    from src.report import build_report
-    from src.review import submit_and_record
-    from src.submission import (
+    from src.outputs.submission import (
         check_submission,
         compare_with_previous,
         make_submission,
         submit_command,
         write_submission,
     )
+    from src.review import summary as summaries
+    from src.review.report import build_report
+    from src.review.submit import submit_and_record
+    from src.train import folds
+    from src.train.ensemble import accuracy, average_predictions, save_ensemble
 
-    oof = cv.out_of_fold(results, len(data.y_train)) if results else None  # None: --folds 0
+    oof = folds.out_of_fold(results, len(data.y_train)) if results else None  # None: --folds 0
     test_proba = average_predictions([m.test_proba for m in full_fits or results])
     save_ensemble(cfg.run_dir / "ensemble.npz", oof, test_proba, data)
     sub = make_submission(test_proba.argmax(axis=1), data.layout)

@@ -15,16 +15,16 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from src.augment.layers import augmenting_model
-from src.batched import BatchedEngine
-from src.batched_program import BatchedProgram
 from src.config import ROOT
-from src.cv import fold_jobs
-from src.data import load_digits
-from src.jobs import Job
-from src.model import build_model
+from src.data.load import load_digits
+from src.model.augment.layers import augmenting_model
+from src.model.cnn import build_model
 from src.params import default_params
-from src.train import compile_model
+from src.train.batched import BatchedEngine
+from src.train.batched_program import BatchedProgram
+from src.train.engine import Job
+from src.train.fit import compile_model
+from src.train.folds import fold_jobs
 
 
 def sample(n: int):
@@ -173,7 +173,7 @@ def precision() -> dict:
     """Under mixed_bfloat16 every model computes in bfloat16 (the programs' copy with
     matrix-product convolutions, and each model handed over): Keras's per-model reset
     (clear_session) would put the policy back to float32."""
-    from src.train import configure_device
+    from src.train.device import configure_device
 
     def convs(model) -> list[str]:
         return sorted({layer.compute_dtype for layer in model.layers

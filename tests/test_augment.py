@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src.augment.tfdata import make_train_data
-from src.augment.warp import RandomWarp, warp
+from src.model.augment.tfdata import make_train_data
+from src.model.augment.warp import RandomWarp, warp
 
 CENTER = 13.5  # pixel-centre coordinates of a 28x28 image's middle
 N = 64

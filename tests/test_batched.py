@@ -80,7 +80,7 @@ def test_an_epoch_as_one_scan_equals_step_by_step_calls(checked):
     ],
 )
 def test_the_epochs_tail_trains_only_the_models_with_more_steps(steps, segments):
-    from src.batched_program import epoch_segments
+    from src.train.batched_program import epoch_segments
 
     assert epoch_segments(np.array(steps)) == segments
 
@@ -245,16 +245,16 @@ def test_the_plateau_schedule_lowers_each_models_rate_as_keras_does():
     fed the same validation accuracies (no training needed: the decisions are the point)."""
     import keras
 
-    from src.batched import BatchedEngine
-    from src.jobs import Job
     from src.params import default_params
+    from src.train.batched import BatchedEngine
+    from src.train.engine import Job
 
     params = {**default_params("cnn"), "schedule": "plateau", "learning_rate": 1e-3}
     accuracies = [0.5, 0.6, 0.6, 0.60005, 0.6, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7]
-    # Keras: the callback of src/train.py, on a compiled model
+    # Keras: the callback of src/train/fit.py, on a compiled model
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    callback = keras.callbacks.ReduceLROnPlateau(  # src/train.py's, whose "auto" is max there
+    callback = keras.callbacks.ReduceLROnPlateau(  # src/train/fit.py's, whose "auto" is max there
         monitor="val_accuracy", mode="max", patience=3, factor=0.5, min_lr=1e-5
     )
     callback.set_model(model)

@@ -15,7 +15,7 @@ import pytest
 
 import run
 from src.config import ROOT
-from src.data import load_digits
+from src.data.load import load_digits
 
 
 def edit_lines(path: Path, line: int, edit) -> None:
@@ -288,7 +288,7 @@ def test_an_output_folder_that_cannot_be_made_is_refused_before_training(
 
 
 def test_too_little_disk_is_refused_before_training(small_dir, tmp_path, capsys, monkeypatch):
-    from src import outputs
+    from src.outputs import checks as outputs
 
     real = outputs.shutil.disk_usage
     monkeypatch.setattr(outputs.shutil, "disk_usage",

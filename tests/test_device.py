@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from src import train
-from src.model import build_model
+from src.model.cnn import build_model
 from src.params import default_params
-from src.train import augment_in_model, compile_model, configure_device
+from src.train import device
+from src.train.device import augment_in_model, configure_device
+from src.train.fit import compile_model
 
 
 @pytest.fixture
@@ -21,13 +22,13 @@ def restore_policy():
 
 
 def test_cpu_trains_in_float32_unless_it_has_amx(restore_policy, monkeypatch):
-    monkeypatch.setattr(train, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(device, "cpu_has_amx", lambda: False)
     assert configure_device() == ("float32", "CPU, float32 (CPU without AMX: bfloat16 measured"
                                   " no faster)")  # fmt: skip
     assert not augment_in_model()  # augmentation in the tf.data pipeline
     model = build_model(default_params("cnn"))
     assert all(layer.compute_dtype == "float32" for layer in model.layers)
-    monkeypatch.setattr(train, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(device, "cpu_has_amx", lambda: True)
     assert configure_device()[0] == "mixed_bfloat16"
     assert configure_device("float32")[1] == "CPU, float32 (--precision)"  # asked for: obeyed
 
@@ -44,7 +45,7 @@ def test_a_gpu_trains_model_fit_in_float32_and_the_batched_engine_in_bfloat16(
     monkeypatch, restore_policy
 ):
     fake_gpu(monkeypatch)
-    monkeypatch.setattr(train, "gpu_compute_capability", lambda: (9, 0))  # an H100
+    monkeypatch.setattr(device, "gpu_compute_capability", lambda: (9, 0))  # an H100
     assert configure_device() == ("float32", "GPU, float32 (GPU, model.fit: mixed precision"
                                   " measured slower)")  # fmt: skip
     assert configure_device(engine="batched") == (
@@ -59,7 +60,7 @@ def test_a_gpu_without_bfloat16_units_trains_the_batched_engine_in_float32(
     monkeypatch, restore_policy, capability
 ):
     fake_gpu(monkeypatch)
-    monkeypatch.setattr(train, "gpu_compute_capability", lambda: capability)
+    monkeypatch.setattr(device, "gpu_compute_capability", lambda: capability)
     assert configure_device(engine="batched") == (
         "float32", "GPU, float32 (GPU, batched engine: no bfloat16 units known on this GPU)"
     )  # fmt: skip
@@ -67,11 +68,11 @@ def test_a_gpu_without_bfloat16_units_trains_the_batched_engine_in_float32(
 
 
 def test_compute_capabilities_read_as_each_backend_reports_them():
-    assert train._capability((8, 6)) == (8, 6)  # TensorFlow's device details
-    assert train._capability("12.0") == (12, 0)  # JAX's device attribute
-    assert train._capability("gfx90a") is None  # an AMD GPU under JAX
-    assert train._capability(None) is None
-    assert train.gpu_compute_capability() is None  # this machine's CPU
+    assert device._capability((8, 6)) == (8, 6)  # TensorFlow's device details
+    assert device._capability("12.0") == (12, 0)  # JAX's device attribute
+    assert device._capability("gfx90a") is None  # an AMD GPU under JAX
+    assert device._capability(None) is None
+    assert device.gpu_compute_capability() is None  # this machine's CPU
 
 
 def test_mixed_float16_on_a_gpu_keeps_float32_probabilities(monkeypatch, restore_policy):
@@ -96,9 +97,9 @@ def test_every_model_the_sequential_engine_trains_computes_in_the_chosen_precisi
     which on its own puts the policy back to float32 (and a run in "mixed_bfloat16" would
     train in float32 while saying otherwise)."""
     from src.config import ROOT
-    from src.data import load_digits
-    from src.jobs import Job
-    from src.sequential import SequentialEngine
+    from src.data.load import load_digits
+    from src.train.engine import Job
+    from src.train.sequential import SequentialEngine
 
     configure_device("mixed_bfloat16")
     data = load_digits(ROOT / "input" / "sample")

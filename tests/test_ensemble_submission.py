@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.data import Layout
-from src.ensemble import accuracy, average_predictions
-from src.submission import (
+from src.data.load import Layout
+from src.outputs.submission import (
     check_submission,
     digit_recognizer,
     make_submission,
     submit_command,
     write_submission,
 )
+from src.train.ensemble import accuracy, average_predictions
 
 
 def dr_submission(labels) -> pd.DataFrame:

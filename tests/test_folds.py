@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src.cv import FoldResult, make_folds, out_of_fold
+from src.train.folds import FoldResult, make_folds, out_of_fold
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 
 from benchmarks.holdout import split_rows, write_split
 from src.config import ROOT
-from src.data import load_digits
+from src.data.load import load_digits
 
 
 def test_the_split_is_stratified_disjoint_and_written_as_a_data_folder_run_py_reads(tmp_path):

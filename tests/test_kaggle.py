@@ -14,8 +14,8 @@ import pytest
 
 import run
 from conftest import Runner, write_slice
-from src import kaggle_cli
 from src.config import ROOT
+from src.review import kaggle_cli
 
 TINY = ["--folds", "2", "--epochs", "2", "--full-fits", "0", "--trials", "0", "--seed", "5"]
 

@@ -1,4 +1,4 @@
-"""Convolutions as matrix products (src/matmul_conv.py): Keras's Conv2D's numbers, to rounding."""
+"""Convolutions as matrix products (src/model/matmul_conv.py): Conv2D's numbers, to rounding."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from src.matmul_conv import MatmulConv2D, with_matmul_convs
-from src.model import build_model
+from src.model.cnn import build_model
+from src.model.matmul_conv import MatmulConv2D, with_matmul_convs
 from src.params import default_params
 
 # (kernel, strides, padding): the default model's three kinds, and shapes that stress the

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from src.config import ROOT
-from src.quiet import native_log_filtered
+from src.train.quiet import native_log_filtered
 
 NOISE = ("I0000", "E0000", "cuInit", "oneDNN", "absl::InitializeLog", "cudart_stub",
          "rebuild TensorFlow", "Unable to register", "computation placer")  # fmt: skip

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from conftest import Runner, write_slice
-from src.submission import compare_with_previous, digit_recognizer, make_submission
+from src.outputs.submission import compare_with_previous, digit_recognizer, make_submission
 
 TINY = ["--folds", "2", "--epochs", "2", "--trials", "0", "--seed", "7", "--full-fits", "1"]
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -17,12 +17,14 @@ import pytest
 
 import run
 from conftest import Runner, write_slice
-from src import objective, search, sequential
-from src import study as studies
 from src.config import ROOT, Config
-from src.data import load_digits
+from src.data.load import load_digits
 from src.params import default_params
-from src.study_plots import save_study_plots
+from src.search import study as studies
+from src.search import trial as trials
+from src.search import worker
+from src.search.plots import save_study_plots
+from src.train import sequential
 
 TINY = ["--folds", "2", "--epochs", "1", "--search-epochs", "2", "--seed", "3", "--full-fits", "0"]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -116,7 +118,7 @@ def test_aggressive_pruner_prunes_and_steps_continue_across_folds(tmp_path, smal
     data = load_digits(small_dir)
     cfg = search_config(tmp_path, small_dir, study_name="prune")
     studies.open_study(cfg, create=True)
-    objective.run_trials(cfg, data, optuna.pruners.ThresholdPruner(lower=0.999), n_trials=3)
+    trials.run_trials(cfg, data, optuna.pruners.ThresholdPruner(lower=0.999), n_trials=3)
     study = optuna.load_study(study_name="prune", storage=cfg.storage_url)
     pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
     assert len(pruned) == 3
@@ -124,7 +126,7 @@ def test_aggressive_pruner_prunes_and_steps_continue_across_folds(tmp_path, smal
 
     cfg = search_config(tmp_path, small_dir, study_name="steps", search_folds=2, trials=1)
     studies.open_study(cfg, create=True)
-    objective.run_trials(cfg, data, optuna.pruners.NopPruner())
+    trials.run_trials(cfg, data, optuna.pruners.NopPruner())
     (trial,) = optuna.load_study(study_name="steps", storage=cfg.storage_url).trials
     assert sorted(trial.intermediate_values) == [0, 1, 2, 3]  # 2 folds x 2 epochs, no repeats
     # each fold's best epoch is kept beside the objective (benchmarks/search_agreement)
@@ -148,7 +150,7 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(tmp_path, small_dir, mon
     monkeypatch.setattr(sequential, "build_model", out_of_memory_once)
     cfg = search_config(tmp_path, small_dir, study_name="fail", trials=2, search_epochs=1)
     studies.open_study(cfg, create=True)
-    objective.run_trials(cfg, load_digits(small_dir), n_trials=2)
+    trials.run_trials(cfg, load_digits(small_dir), n_trials=2)
     study = optuna.load_study(study_name="fail", storage=cfg.storage_url)
     summary = studies.study_summary(study, 0.0)
     assert (summary["failed"], summary["complete"]) == (1, 1)
@@ -210,7 +212,7 @@ def test_plots_needing_more_trials_are_skipped_with_a_note(tmp_path):
 def test_timeout_stops_starting_trials(tmp_path, small_dir):
     cfg = search_config(tmp_path, small_dir, study_name="timeout", trials=5, search_epochs=1,
                         timeout=0.01)  # fmt: skip
-    study = search.run_search(cfg, load_digits(small_dir))
+    study = worker.run_search(cfg, load_digits(small_dir))
     # the first trial starts and finishes; none starts after the timeout
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
 
@@ -232,7 +234,7 @@ def test_processes_opening_the_study_together_draw_different_params(tmp_path, sm
 def test_n_jobs_runs_trials_side_by_side_and_stops_at_the_target(tmp_path, small_dir):
     cfg = search_config(tmp_path, small_dir, study_name="jobs", trials=3, search_epochs=1,
                         n_jobs=2)  # fmt: skip
-    study = search.run_search(cfg, load_digits(small_dir))
+    study = worker.run_search(cfg, load_digits(small_dir))
     finished = study.get_trials(states=studies.FINISHED)
     assert len(finished) == 3
     assert all(t in finished or t.user_attrs.get("surplus") for t in study.trials)
@@ -247,9 +249,9 @@ def test_a_trial_created_past_the_cap_is_marked_surplus_and_never_trains(tmp_pat
     study = studies.open_study(cfg, create=True)
     first, second = study.ask(), study.ask()  # two workers' trials, both running
     late = study.ask()  # a third worker raced past the pre-check
-    check = objective.Objective(cfg, load_digits(small_dir)).check_cap
+    check = trials.Objective(cfg, load_digits(small_dir)).check_cap
     check(second)  # one trial ahead of it: within the cap
-    with pytest.raises(objective.SurplusTrial, match="cap of 2"):
+    with pytest.raises(trials.SurplusTrial, match="cap of 2"):
         check(late)
     assert late.user_attrs["surplus"] is True
     study.tell(late, state=optuna.trial.TrialState.FAIL)
@@ -285,7 +287,7 @@ def test_a_plain_postgresql_url_names_the_installed_driver():
     installed (requirements.txt) the URL must name it, password and options kept."""
     from sqlalchemy.engine import make_url
 
-    from src.storage import with_driver
+    from src.search.storage import with_driver
 
     url = "postgresql://u:p%40ss@host:5432/db?options=-csearch_path%3Dx"
     driven = make_url(with_driver(url))

@@ -11,18 +11,20 @@ import keras
 import numpy as np
 import pytest
 
-from src import train
-from src.augment.warp import RandomWarp
+from src import UserError
 from src.config import ROOT
-from src.errors import UserError
-from src.model import build_model
+from src.model.augment.warp import RandomWarp
+from src.model.cnn import build_model
+from src.outputs.run_folder import save_model
 from src.params import default_params
-from src.run_folder import save_model
+from src.train import device, fit
 
 
 @pytest.fixture
 def in_model(monkeypatch):
-    monkeypatch.setattr(train, "augment_in_model", lambda: True)
+    """Augment in the model, as on a GPU: both the run's check and `fit_model` see it."""
+    monkeypatch.setattr(device, "augment_in_model", lambda: True)
+    monkeypatch.setattr(fit, "augment_in_model", lambda: True)
 
 
 def test_in_model_augmentation_trains_and_leaves_the_model_bare(in_model, sample_frames):
@@ -32,7 +34,7 @@ def test_in_model_augmentation_trains_and_leaves_the_model_bare(in_model, sample
     keras.utils.set_random_seed(0)
     params = {**default_params("cnn"), "elastic_alpha": 34.0}
     model = build_model(params)
-    history = train.fit_model(
+    history = fit.fit_model(
         model, params, (x[:1200], y[:1200]), (x[1200:].astype("float32"), y[1200:]),
         epochs=3, patience=3, augment="affine", seed=0, verbose=0,
     )  # fmt: skip
@@ -49,7 +51,7 @@ def test_idg_has_no_in_model_form(in_model):
     params = default_params("cnn")
     x, y = np.zeros((8, 28, 28, 1), "uint8"), np.zeros(8, "int64")
     with pytest.raises(UserError, match="--augment idg needs TensorFlow on a CPU; use --augment"):
-        train.fit_model(build_model(params), params, (x, y), (x.astype("float32"), y),
+        fit.fit_model(build_model(params), params, (x, y), (x.astype("float32"), y),
                         epochs=1, patience=1, augment="idg", seed=0)  # fmt: skip
 
 
@@ -67,9 +69,9 @@ def test_an_augmentation_the_run_cannot_apply_is_refused_before_its_run_folder(i
 def test_sequential_early_stopping_hands_back_the_best_epoch(sample_frames):
     """Validation labels shuffled: the validation loss rises as the model learns, so the fold
     stops --patience epochs after its best (first) epoch and keeps that epoch's weights."""
-    from src.data import load_digits
-    from src.jobs import Job
-    from src.sequential import SequentialEngine
+    from src.data.load import load_digits
+    from src.train.engine import Job
+    from src.train.sequential import SequentialEngine
 
     data = load_digits(ROOT / "input" / "sample")
     data.x_train, data.y_train, data.x_test = (
@@ -106,12 +108,12 @@ def test_label_smoothing_is_kerass_one_hot_smoothing_and_survives_saving(tmp_pat
     for s in (0.0, 0.1, 0.3):
         expected = keras.losses.CategoricalCrossentropy(label_smoothing=s, reduction=None)
         np.testing.assert_allclose(
-            np.asarray(train.crossentropy(labels, proba, s)), np.asarray(expected(one_hot, proba)),
+            np.asarray(fit.crossentropy(labels, proba, s)), np.asarray(expected(one_hot, proba)),
             rtol=1e-5,
         )  # fmt: skip
     params = {**default_params("cnn"), "label_smoothing": 0.1, "filters": 8}
     model = build_model(params)
-    train.compile_model(model, params, steps_per_epoch=1, epochs=1)
+    fit.compile_model(model, params, steps_per_epoch=1, epochs=1)
     x, y = np.zeros((4, 28, 28, 1), "float32"), np.arange(4)
     model.fit(x, y, epochs=1, verbose=0)
     assert model.loss.smoothing == 0.1

@@ -24,9 +24,9 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from conftest import Runner, write_slice
-from src import study as studies
 from src.config import ROOT, Config
-from src.storage import sql_engine, with_driver
+from src.search import study as studies
+from src.search.storage import sql_engine, with_driver
 
 SERVER = os.environ.get("DIGITS_TEST_POSTGRES_URL", "")
 if os.environ.get("DIGITS_REQUIRE_POSTGRES") and not SERVER:
@@ -89,7 +89,7 @@ def open_when_released(storage: str, barrier, results) -> None:
 def test_workers_starting_together_on_an_empty_database_all_come_up(postgres):
     """8 processes create Optuna's schema and one study at the same instant: none fails.
 
-    Without the schema lock (src/storage.py) most of them die on PostgreSQL's
+    Without the schema lock (src/search/storage.py) most of them die on PostgreSQL's
     `pg_type_typname_nsp_index` or `type ... already exists`.
     """
     spawn = multiprocessing.get_context("spawn")

@@ -1,0 +1,166 @@
+"""The official `kaggle` CLI, run as a program: submit a file, read the submissions' scores.
+
+The CLI (`pip install -r requirements-kaggle.txt`) is an optional dependency. Before calling it
+we look for its credentials (by name and file, never reading or printing a secret) so that a
+missing login is one clear line, not the CLI's page of help. What it prints is read as version
+2.2.5 prints it (`kaggle/api/kaggle_api_extended.py`): `Submission ref: N` after a submit,
+`competitions submissions --format json` as a list of {ref, fileName, date, description,
+status, publicScore, privateScore} with the status as `SubmissionStatus.<NAME>`. Its failures
+(a competition not joined, the daily limit, no network) end in one line saying what to do; the
+submission file is kept either way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from src import UserError
+from src.outputs.files import show
+from src.outputs.submission import submit_command
+
+CREDENTIAL_HELP = (
+    "the kaggle CLI takes them from KAGGLE_API_TOKEN, ~/.kaggle/access_token, `kaggle auth"
+    " login`, ~/.kaggle/kaggle.json or KAGGLE_USERNAME and KAGGLE_KEY"
+    " (token: kaggle.com > Settings > API)"
+)
+
+
+def credential_source(env: dict[str, str] | None = None, home: Path | None = None) -> str | None:
+    """Where the kaggle CLI would find credentials (a name, never the secret), or None."""
+    env = os.environ if env is None else env
+    home = Path(env.get("HOME", "~")).expanduser() if home is None else home
+    if env.get("KAGGLE_API_TOKEN"):
+        return "KAGGLE_API_TOKEN"
+    if env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY"):
+        return "KAGGLE_USERNAME/KAGGLE_KEY"
+    config_dirs = [Path(env["KAGGLE_CONFIG_DIR"])] if env.get("KAGGLE_CONFIG_DIR") else []
+    xdg = Path(env.get("XDG_CONFIG_HOME", home / ".config"))
+    config_dirs += [home / ".kaggle", xdg / "kaggle"]
+    for folder in config_dirs:
+        for name in ("access_token", "access_token.txt", "credentials.json", "kaggle.json"):
+            path = folder / name
+            if path.is_file() and path.stat().st_size:
+                return str(path)
+    return None
+
+
+POLL_S = 20.0  # between two reads of the submissions list while waiting for a score
+SCORED, FAILED = "SubmissionStatus.COMPLETE", "SubmissionStatus.ERROR"
+
+
+def _cli(action: str, path: Path | None = None) -> str:
+    """The kaggle executable, once credentials are known to exist; UserError otherwise."""
+    keep = f" {show(path)} is kept; submit it later with --report RUN --submit." if path else ""
+    if credential_source() is None:
+        raise UserError(f"{action}: no Kaggle credentials found; {CREDENTIAL_HELP}.{keep}")
+    exe = shutil.which("kaggle")
+    if exe is None:
+        raise UserError(
+            f"{action}: the kaggle CLI is not installed (pip install -r requirements-kaggle.txt)."
+            + keep
+        )
+    return exe
+
+
+def remaining_today(exe: str, competition: str) -> int | None:
+    """Submissions left today (`kaggle competitions submission-limits`), None if unknown."""
+    done = subprocess.run([exe, "competitions", "submission-limits", competition],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    found = re.search(r"^Remaining today: (\d+)", done.stdout, re.MULTILINE)
+    return int(found.group(1)) if done.returncode == 0 and found else None
+
+
+def explain(output: str, competition: str, exe: str | None = None) -> str:
+    """What to do about a failed kaggle call, from what it printed (and, for a refusal, from
+    the day's remaining submissions: the CLI prints no reason for a 400)."""
+    text = output.lower()
+    if any(w in text for w in ("connectionerror", "max retries", "name resolution",
+                               "temporary failure", "network is unreachable")):  # fmt: skip
+        return "no network (Kaggle could not be reached); try again when online"
+    refused = any(code in text for code in ("400 client error", "403 client error", "429"))
+    if refused and exe is not None and remaining_today(exe, competition) == 0:
+        return "the daily submission limit is reached; submit again tomorrow"
+    if refused or "accept its rules" in text:
+        rules = f"https://www.kaggle.com/competitions/{competition}/rules"
+        return f"join the competition and accept its rules at {rules}, then submit again"
+    last = [line for line in output.strip().splitlines() if line.strip()]
+    return f"the kaggle CLI said: {last[-1].strip() if last else 'nothing'}"
+
+
+def submit(path: Path, message: str, competition: str) -> int | None:
+    """Run `kaggle competitions submit` on `path` (its output shown as it comes); the
+    submission's ref, or None if the CLI printed none. UserError (file kept) when it fails."""
+    exe = _cli("--submit", path)
+    command = submit_command(show(path), message, competition)
+    print(f"submitting: {shlex.join(command)}  (credentials: {credential_source()})", flush=True)
+    done = subprocess.run([exe, *command[1:]], capture_output=True, text=True, check=False)
+    sys.stdout.write(done.stdout)
+    sys.stdout.flush()
+    if done.returncode:
+        what = explain(done.stdout + done.stderr, competition, exe)
+        raise UserError(
+            f"--submit: kaggle exited with code {done.returncode}: {what}. {show(path)} is kept;"
+            " submit it later with --report RUN --submit"
+        )
+    found = re.search(r"^Submission ref: (\d+)", done.stdout, re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+def list_submissions(competition: str) -> list[dict]:
+    """The competition's submissions of this account, newest first, as the CLI lists them."""
+    exe = _cli("--scores")
+    done = subprocess.run(
+        [exe, "competitions", "submissions", "-c", competition, "--format", "json"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode:
+        raise UserError(
+            f"kaggle competitions submissions -c {competition}: exit code {done.returncode}:"
+            f" {explain(done.stdout + done.stderr, competition)}"
+        )
+    text = done.stdout.strip()
+    if not text or text.startswith("No submissions found"):
+        return []
+    try:
+        rows = json.loads(text[text.index("[") :])
+    except ValueError:
+        raise UserError(
+            f"kaggle competitions submissions: unexpected output ({text.splitlines()[0][:80]});"
+            " check the kaggle CLI's version (requirements-kaggle.txt)"
+        ) from None
+    return rows
+
+
+def find(rows: list[dict], ref: int | None, message: str, file_name: str) -> dict | None:
+    """The row of a submission: by its ref, else by the message and file name it was sent with."""
+    for row in rows:
+        if ref is not None and row.get("ref") == ref:
+            return row
+    for row in rows:
+        if row.get("description") == message and row.get("fileName") == file_name:
+            return row
+    return None
+
+
+def wait_for_score(competition: str, ref: int | None, message: str, file_name: str,
+                   timeout: float) -> dict | None:  # fmt: skip
+    """Poll the submissions list until this submission is scored (or fails to be), at most
+    `timeout` seconds; its row, or None if it is still pending then."""
+    start = time.monotonic()
+    while True:
+        row = find(list_submissions(competition), ref, message, file_name)
+        status = None if row is None else row.get("status")
+        if status in (SCORED, FAILED):
+            return row
+        if time.monotonic() - start + POLL_S > timeout:
+            return None
+        print(f"kaggle: {status or 'not listed yet'}; next look in {POLL_S:g} s", flush=True)
+        time.sleep(POLL_S)

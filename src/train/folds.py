@@ -1,0 +1,228 @@
+"""The run's models: stratified k-fold models, then full-data models, trained by one engine.
+
+The folds measure (out-of-fold accuracy, best epochs); the full fits then train the same
+network on every training row, each with its own seed, and are what the submission averages
+(the folds' models when there are none). Why full fits: benchmarks/README.md, "Full fits".
+
+Every model is a `Job` (src/train/engine.py) handed to the run's engine in one list, folds
+first; each finished model is saved to its own folder (src/outputs/run_folder.py) as soon as it
+is final, and a rerun with the same run name skips the models already saved.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from src.config import Config
+from src.data.load import Digits
+from src.outputs import run_folder
+from src.train.engine import Job, Trained, checkpoint_jobs
+from src.train.ensemble import accuracy
+
+FULL_FIT_SEED = 1000  # full fit i trains with seed + 1000 + i, apart from the folds' seed + k
+FOLD_META = ("accuracy", "epochs", "best_epoch", "seconds")  # fold.json
+FIT_META = ("epochs", "seconds")  # fit.json
+
+
+@dataclass
+class FoldResult:
+    fold: int  # 0-based
+    val_idx: np.ndarray  # rows of train.csv this fold validated
+    val_proba: np.ndarray  # out-of-fold probabilities for those rows
+    test_proba: np.ndarray  # probabilities for every test.csv row
+    accuracy: float  # on the fold's validation part
+    epochs: int  # epochs actually trained (early stopping may end sooner)
+    best_epoch: int  # 1-based epoch whose weights were kept
+    seconds: float  # wall time of fit + predict (batched: its share of the program's)
+    resumed: bool = False  # loaded from an earlier run instead of trained now
+
+
+@dataclass
+class FullFit:
+    index: int  # 0-based
+    test_proba: np.ndarray  # probabilities for every test.csv row
+    epochs: int
+    seconds: float
+    resumed: bool = False
+
+
+def make_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold id (0..k-1) of each row: shuffled, stratified by label, seeded."""
+    folds = np.empty(len(labels), dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    for fold, (_, val) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+        folds[val] = fold
+    return folds
+
+
+def fold_jobs(labels: np.ndarray, k: int, seed: int, first: int | None = None) -> list[Job]:
+    """The fold models of a k-fold split (the first `first` of them): fold k trains on the other
+    folds, validates on its own, with seed + k."""
+    folds = make_folds(labels, k, seed)
+    return [
+        Job(f"fold_{f + 1}", np.flatnonzero(folds != f), np.flatnonzero(folds == f), seed + f)
+        for f in range(k if first is None else min(first, k))
+    ]
+
+
+def full_fit_jobs(n_rows: int, n: int, seed: int) -> list[Job]:
+    """N models on every training row, nothing held out."""
+    rows = np.arange(n_rows)
+    return [Job(f"full_{i + 1}", rows, None, seed + FULL_FIT_SEED + i) for i in range(n)]
+
+
+def _label(job: Job, cfg: Config) -> str:
+    kind, number = job.name.split("_")
+    if kind == "fold":
+        return f"fold {number}/{cfg.folds}"
+    return f"full fit {number}/{cfg.full_fits}"
+
+
+def _load(cfg: Config, job: Job) -> FoldResult | FullFit | None:
+    kind, number = job.name.split("_")
+    meta_name = "fold.json" if kind == "fold" else "fit.json"
+    if kind == "fold":
+        expect, meta = ("val_idx", "val_proba", "test_proba"), FOLD_META
+    else:
+        expect, meta = ("test_proba",), FIT_META
+    found = run_folder.load_model_files(cfg.run_dir / job.name, meta_name, expect, meta)
+    if found is None:
+        return None
+    arrays, meta = found
+    if kind == "fold":
+        return FoldResult(fold=int(number) - 1, resumed=True, **arrays, **meta)
+    return FullFit(index=int(number) - 1, resumed=True, test_proba=arrays["test_proba"], **meta)
+
+
+def _save(cfg: Config, trained: Trained, data: Digits) -> FoldResult | FullFit:
+    """Turn an engine's result into the run's record and save its folder."""
+    job = trained.job
+    kind, number = job.name.split("_")
+    out = cfg.run_dir / job.name
+    if kind == "fold":
+        result = FoldResult(
+            fold=int(number) - 1,
+            val_idx=job.val_rows,
+            val_proba=trained.val_proba,
+            test_proba=trained.test_proba,
+            accuracy=accuracy(data.y_train[job.val_rows], trained.val_proba),
+            epochs=trained.epochs,
+            best_epoch=trained.best_epoch,
+            seconds=trained.seconds,
+        )
+        meta = {k: getattr(result, k) for k in FOLD_META}
+        arrays = {k: getattr(result, k) for k in ("val_idx", "val_proba", "test_proba")}
+        run_folder.save_model(out, trained.model, trained.history, "fold.json", meta, arrays)
+    else:
+        result = FullFit(index=int(number) - 1, test_proba=trained.test_proba,
+                         epochs=trained.epochs, seconds=trained.seconds)  # fmt: skip
+        meta = {k: getattr(result, k) for k in FIT_META}
+        run_folder.save_model(out, trained.model, trained.history, "fit.json", meta,
+                              {"test_proba": result.test_proba})  # fmt: skip
+    return result
+
+
+class TimeLeft:
+    """The run's expected time left, said once after the first epoch of the models that started
+    together (one model with the sequential engine, all of them with the batched one, which
+    may resume mid-run from its checkpoint).
+
+    The pace is that epoch's seconds per training row; the models still to come train their
+    rows for every epoch. Early stopping may end folds sooner, and a first epoch that compiles
+    is slower than the rest, so the figure is an upper bound.
+    """
+
+    def __init__(self, jobs: list[Job], epochs: int):
+        self.waiting = {job.name: len(job.train_rows) for job in jobs}
+        self.epochs = epochs
+        self.group: list[int] = []  # training rows of the models started since the last line
+        self.since = time.perf_counter()
+
+    def start(self, job: Job) -> None:
+        if not self.group:
+            self.since = time.perf_counter()
+        self.group.append(self.waiting.pop(job.name))
+
+    def epoch(self, index: int, epoch: int, logs: dict) -> None:
+        if not self.group:
+            return
+        pace = (time.perf_counter() - self.since) / sum(self.group)
+        rows = (
+            sum(self.group) * (self.epochs - epoch - 1) + sum(self.waiting.values()) * self.epochs
+        )
+        self.group = []
+        print(f"── time left: at most {_duration(pace * rows)} (at the first epoch's pace)",
+              flush=True)  # fmt: skip
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def train_models(cfg: Config, data: Digits, engine) -> tuple[list[FoldResult], list[FullFit]]:
+    """Train (or resume) every fold model and full fit of the run with `engine`.
+
+    Prints a line per model when it starts and when it is done (or was done by an earlier run).
+    """
+    jobs = []
+    if cfg.folds:
+        jobs += fold_jobs(data.y_train, cfg.folds, cfg.seed)
+    jobs += full_fit_jobs(len(data.y_train), cfg.full_fits, cfg.seed)
+    checkpoint = run_folder.checkpoint(cfg)
+    in_checkpoint = checkpoint_jobs(checkpoint) or []
+    results: dict[str, FoldResult | FullFit] = {}
+    for job in jobs:
+        found = None if job.name in in_checkpoint else _load(cfg, job)
+        if found is not None:
+            results[job.name] = found
+            fold = isinstance(found, FoldResult)
+            score = f" (val accuracy {found.accuracy:.4f})" if fold else ""
+            print(f"── {_label(job, cfg)}: finished in an earlier run, skipped{score}", flush=True)
+    pending = [job for job in jobs if job.name not in results]
+
+    time_left = TimeLeft(pending, cfg.epochs)
+
+    def start(job: Job) -> None:
+        time_left.start(job)
+        n = len(job.train_rows)
+        if job.val_rows is None:
+            what = f"train on all {n} rows, {cfg.epochs} epochs"
+        else:
+            what = f"train on {n}, validate on {len(job.val_rows)}"
+        print(f"── {_label(job, cfg)}: {what} ──", flush=True)
+
+    def done(trained: Trained) -> None:
+        result = _save(cfg, trained, data)
+        results[trained.job.name] = result
+        if isinstance(result, FoldResult):
+            print(f"── {_label(trained.job, cfg)}: val accuracy {result.accuracy:.4f}, best epoch"
+                  f" {result.best_epoch}/{result.epochs}, {result.seconds:.0f} s",
+                  flush=True)  # fmt: skip
+        else:
+            print(f"── {_label(trained.job, cfg)}: {result.seconds:.0f} s", flush=True)
+
+    if pending:
+        print(f"engine: {engine.describe(pending)}", flush=True)
+        engine.train(pending, done, on_epoch=time_left.epoch, checkpoint=checkpoint,
+                     on_start=start)  # fmt: skip
+    ordered = [results[job.name] for job in jobs]
+    folds = [r for r in ordered if isinstance(r, FoldResult)]
+    return folds, [r for r in ordered if isinstance(r, FullFit)]
+
+
+def out_of_fold(results: list[FoldResult], n_rows: int) -> np.ndarray:
+    """Assemble every fold's validation probabilities into one (n_rows, 10) matrix."""
+    oof = np.full((n_rows, results[0].val_proba.shape[1]), np.nan, dtype=np.float32)
+    for r in results:
+        oof[r.val_idx] = r.val_proba
+    if np.isnan(oof).any():
+        raise ValueError("some training rows were validated by no fold")
+    return oof
