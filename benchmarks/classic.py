@@ -22,8 +22,8 @@ def fit_classic(x: np.ndarray, y: np.ndarray, seed: int, *, verbose: int = 2):
     from keras import layers
     from sklearn.model_selection import train_test_split
 
-    from src.model.augment import DEFAULTS as AUGMENT_DEFAULTS
     from src.model.augment.warp import RandomWarp
+    from src.params import default_params
     from src.train.device import BACKEND
 
     classes = int(y.max()) + 1
@@ -36,7 +36,7 @@ def fit_classic(x: np.ndarray, y: np.ndarray, seed: int, *, verbose: int = 2):
     idg = BACKEND == "tensorflow"
     model = keras.Sequential([
         keras.Input((28, 28, 1)),
-        *([] if idg else [RandomWarp(AUGMENT_DEFAULTS, seed=seed)]),
+        *([] if idg else [RandomWarp(default_params("cnn"), seed=seed)]),
         layers.Conv2D(32, 5, padding="same", activation="relu"),
         layers.Conv2D(32, 5, padding="same", activation="relu"),
         layers.MaxPooling2D(2),

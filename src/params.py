@@ -1,75 +1,110 @@
-"""Hyperparameters: the defaults for each architecture, as the dict `build_model` consumes.
+"""Hyperparameters: one table of every value a model trains with, from which the defaults of
+each architecture, `--set`'s checks and the search space all derive.
 
-One flat dict holds everything a trial can change (architecture, optimiser, schedule, batch size,
-augmentation strengths), so a study's best parameters reproduce a model exactly.
+One flat dict per model holds everything a trial can change (architecture, optimiser, schedule,
+batch size, augmentation strengths), so a study's best parameters reproduce a model exactly.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
-from src.model import augment
+ARCHITECTURES = ("cnn", "seed")  # the project's default; the write-up it started from
 
-DEFAULTS: dict[str, dict] = {
-    # The project's default: BatchNorm CNN with strided convs (chosen by measurement, README).
-    "cnn": {
-        "model": "cnn",
-        "filters": 32,
-        "kernel_size": 3,
-        "dense_units": 0,
-        "dropout": 0.25,  # chosen over 0.4 by cross-validation (benchmarks/README)
-        "batch_norm": True,
-        "bn_momentum": 0.9,
-        "optimizer": "adam",
-        "learning_rate": 3e-3,
-        "schedule": "cosine",
-        "batch_size": 64,
-        "label_smoothing": 0.0,
-        **augment.DEFAULTS,
-    },
-    # The write-up the project started from: 99.10% in under 5 minutes.
-    "seed": {
-        "model": "seed",
-        "dense_units": 256,
-        "dropout": 0.25,
-        "batch_norm": False,
-        "optimizer": "rmsprop",
-        "learning_rate": 1e-3,
-        "schedule": "plateau",
-        "batch_size": 86,
-        "label_smoothing": 0.0,
-        **augment.DEFAULTS,
-    },
+
+@dataclass(frozen=True)
+class Range:
+    """The numbers a hyperparameter may take; None: no bound on that side."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: `low` itself is not allowed
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        above = self.low is None or value > self.low or (not self.low_open and value == self.low)
+        below = (
+            self.high is None or value < self.high or (not self.high_open and value == self.high)
+        )
+        return above and below
+
+    def __str__(self) -> str:
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'above' if self.low_open else 'at least'} {self.low:g}")
+        if self.high is not None:
+            bounds.append(f"{'below' if self.high_open else 'at most'} {self.high:g}")
+        return " and ".join(bounds)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One row: the default per architecture, the values allowed, what the search draws."""
+
+    cnn: object  # the default of the project's CNN
+    seed: object = None  # the default of the write-up's net; None: not a knob of that net
+    allowed: Range | tuple[str, ...] | None = None  # a Range, the choices, or None (a bool)
+    search: tuple | None = None  # ("choice", values) | ("uniform" | "log", low, high) | None
+    augment: bool = False  # read by the augmentation, not by the network or the optimiser
+
+
+def choice(*values) -> tuple:
+    return ("choice", values)
+
+
+def uniform(low: float, high: float) -> tuple:
+    return ("uniform", low, high)
+
+
+def log_uniform(low: float, high: float) -> tuple:
+    return ("log", low, high)
+
+
+UNIT = Range(0, 1, high_open=True)  # a fraction: 0 allowed, 1 not
+# The search draws these in the table's order (a seeded search depends on it).
+PARAMS: dict[str, Param] = {
+    "filters": Param(32, None, Range(1), choice(16, 24, 32, 48)),
+    # the cnn's two strided blocks leave nothing for a kernel above 5 to collapse
+    "kernel_size": Param(3, None, Range(1, 5), choice(3, 5)),
+    "dense_units": Param(0, 256, Range(0), choice(0, 128, 256)),
+    "dropout": Param(0.25, 0.25, UNIT, uniform(0.1, 0.5)),  # 0.25: by cross-validation
+    "batch_norm": Param(True, False, None, choice(True, False)),
+    "bn_momentum": Param(0.9, None, UNIT),  # Keras's 0.99 predicts at chance on small runs
+    "optimizer": Param(
+        "adam", "rmsprop", ("adam", "rmsprop", "sgd"), choice("adam", "rmsprop", "sgd")
+    ),  # fmt: skip
+    "learning_rate": Param(3e-3, 1e-3, Range(0, low_open=True), log_uniform(3e-4, 3e-2)),
+    "schedule": Param("cosine", "plateau", ("cosine", "plateau"), choice("cosine", "plateau")),
+    "batch_size": Param(64, 86, Range(1), choice(32, 64, 128)),
+    "label_smoothing": Param(0.0, 0.0, UNIT),
+    # Augmentation, in ImageDataGenerator's names and meaning: degrees, +-fraction of the size.
+    "rotation_range": Param(10.0, 10.0, Range(0, 180), uniform(0.0, 20.0), augment=True),
+    "zoom_range": Param(0.1, 0.1, UNIT, uniform(0.0, 0.2), augment=True),
+    "width_shift_range": Param(0.1, 0.1, UNIT, uniform(0.0, 0.2), augment=True),
+    "height_shift_range": Param(0.1, 0.1, UNIT, uniform(0.0, 0.2), augment=True),
+    # Elastic distortion (Simard et al. 2003), the `affine` backend only: alpha scales a
+    # displacement field smoothed over sigma pixels; 0 = off.
+    "elastic_alpha": Param(0.0, 0.0, Range(0), augment=True),
+    "elastic_sigma": Param(4.0, 4.0, Range(0, low_open=True), augment=True),
 }
 
-
-CHOICES = {"optimizer": ("adam", "rmsprop", "sgd"), "schedule": ("cosine", "plateau")}
-# The values a model can train with: (lowest, whether it is allowed, highest, whether it is
-# allowed); None: no bound. The search's ranges (src/search/study.py) lie inside them. kernel_size:
-# the cnn's two strided blocks leave nothing to collapse above 5.
-RANGES = {
-    "filters": (1, True, None, True), "kernel_size": (1, True, 5, True),
-    "dense_units": (0, True, None, True), "dropout": (0, True, 1, False),
-    "bn_momentum": (0, True, 1, False), "learning_rate": (0, False, None, True),
-    "batch_size": (1, True, None, True), "label_smoothing": (0, True, 1, False),
-    "rotation_range": (0, True, 180, True), "zoom_range": (0, True, 1, False),
-    "width_shift_range": (0, True, 1, False), "height_shift_range": (0, True, 1, False),
-    "elastic_alpha": (0, True, None, True), "elastic_sigma": (0, False, None, True),
+DEFAULTS: dict[str, dict] = {
+    arch: {"model": arch, **{k: getattr(p, arch) for k, p in PARAMS.items()
+                             if getattr(p, arch) is not None}}
+    for arch in ARCHITECTURES
 }  # fmt: skip
+SEARCHED = tuple(k for k, p in PARAMS.items() if p.search)  # the keys a trial draws
+AUGMENT_KEYS = tuple(k for k, p in PARAMS.items() if p.augment)
 
 
-def check_range(key: str, value) -> None:
-    """ValueError naming the allowed range when `value` lies outside `key`'s."""
-    if key not in RANGES:
-        return
-    low, low_ok, high, high_ok = RANGES[key]
-    above = value > low or (low_ok and value == low)
-    below = high is None or value < high or (high_ok and value == high)
-    if not (above and below):
-        bounds = f"{'at least' if low_ok else 'above'} {low:g}"
-        if high is not None:
-            bounds += f" and {'at most' if high_ok else 'below'} {high:g}"
-        raise ValueError(f"{key}={value!r}: expected {bounds}")
+def check_value(key: str, value) -> None:
+    """ValueError naming what is allowed when `value` is not among `key`'s allowed values."""
+    allowed = PARAMS[key].allowed
+    if isinstance(allowed, Range) and not allowed.holds(value):
+        raise ValueError(f"{key}={value!r}: expected {allowed}")
+    if isinstance(allowed, tuple) and value not in allowed:
+        raise ValueError(f"{key}={value!r}: expected one of {', '.join(allowed)}")
 
 
 def default_params(model: str) -> dict:
@@ -101,7 +136,5 @@ def parse_override(text: str, model: str) -> tuple[str, object]:
         ok = isinstance(value, type(default))
     if not ok:
         raise ValueError(f"{key}={raw!r}: expected a {type(default).__name__} like {default!r}")
-    if key in CHOICES and value not in CHOICES[key]:
-        raise ValueError(f"{key}={raw!r}: expected one of {', '.join(CHOICES[key])}")
-    check_range(key, value)
+    check_value(key, value)
     return key, value

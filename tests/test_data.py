@@ -75,6 +75,11 @@ BAD_INPUTS = {
         line_edit(*set_cell(4, 0, "10")),
         ["train.csv: label 10 has 1 row, fewer than --folds 2"],
     ),
+    "one class": (  # a slice of a file sorted by label: nothing to tell apart
+        "train.csv",
+        frame_edit(lambda df: df.assign(label=3)),
+        ["train.csv: every row has label 3", "at least two classes"],
+    ),
     "pixel column missing": (
         "train.csv",
         frame_edit(lambda df: df.drop(columns="pixel400")),

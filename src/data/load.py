@@ -212,6 +212,11 @@ def load_train(data_dir: Path) -> tuple[np.ndarray, np.ndarray, str]:
             " (is this test.csv?)"
         )
     y = _check_labels(df["label"], name)
+    if len(np.unique(y)) < 2:
+        raise UserError(
+            f"{name}: every row has label {y[0]}; a classifier needs rows of at least two"
+            " classes (is this a slice of train.csv sorted by label?)"
+        )
     pixels = df.drop(columns="label")
     _check_pixel_columns(list(pixels.columns), name)
     return _check_values(pixels, name, other_columns=1), y, name

@@ -15,17 +15,11 @@ import sqlalchemy
 
 from src import UserError
 from src.config import Config
-from src.params import default_params
+from src.params import PARAMS, SEARCHED, default_params
 from src.search.storage import mask_password, open_storage
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 TAKEN = (*FINISHED, optuna.trial.TrialState.RUNNING)  # trials that count against the cap
-
-SPACE = (
-    "filters", "kernel_size", "dense_units", "dropout", "batch_norm", "optimizer",
-    "learning_rate", "schedule", "batch_size",
-    "rotation_range", "zoom_range", "width_shift_range", "height_shift_range",
-)  # fmt: skip  # the keys suggest_params draws; the rest (elastic distortion: off) is fixed
 
 
 def draw_params(trial: optuna.Trial, seed: int) -> dict:
@@ -40,23 +34,14 @@ def draw_params(trial: optuna.Trial, seed: int) -> dict:
 
 
 def suggest_params(trial: optuna.Trial) -> dict:
-    """The search space: architecture, optimiser, schedule, batch size, augmentation."""
+    """The search space: the table's searched rows (src/params.py) drawn, the rest default."""
     params = default_params("cnn")
-    params.update(
-        filters=trial.suggest_categorical("filters", [16, 24, 32, 48]),
-        kernel_size=trial.suggest_categorical("kernel_size", [3, 5]),
-        dense_units=trial.suggest_categorical("dense_units", [0, 128, 256]),
-        dropout=trial.suggest_float("dropout", 0.1, 0.5),
-        batch_norm=trial.suggest_categorical("batch_norm", [True, False]),
-        optimizer=trial.suggest_categorical("optimizer", ["adam", "rmsprop", "sgd"]),
-        learning_rate=trial.suggest_float("learning_rate", 3e-4, 3e-2, log=True),
-        schedule=trial.suggest_categorical("schedule", ["cosine", "plateau"]),
-        batch_size=trial.suggest_categorical("batch_size", [32, 64, 128]),
-        rotation_range=trial.suggest_float("rotation_range", 0.0, 20.0),
-        zoom_range=trial.suggest_float("zoom_range", 0.0, 0.2),
-        width_shift_range=trial.suggest_float("width_shift_range", 0.0, 0.2),
-        height_shift_range=trial.suggest_float("height_shift_range", 0.0, 0.2),
-    )
+    for key in SEARCHED:
+        kind, *args = PARAMS[key].search
+        if kind == "choice":
+            params[key] = trial.suggest_categorical(key, list(args[0]))
+        else:
+            params[key] = trial.suggest_float(key, *args, log=kind == "log")
     return params
 
 
@@ -87,7 +72,7 @@ def open_study(cfg: Config, create: bool, pruner: optuna.pruners.BasePruner | No
             # Only the worker that created the study gets here: trial 0 scores the hand-tuned
             # defaults (exactly once however many workers start), so the search can only
             # improve on them.
-            study.enqueue_trial({k: v for k, v in default_params("cnn").items() if k in SPACE})
+            study.enqueue_trial({k: v for k, v in default_params("cnn").items() if k in SEARCHED})
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=cfg.study, storage=storage, pruner=pruner)
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:

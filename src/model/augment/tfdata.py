@@ -10,7 +10,7 @@
   interpolation instead of the layers' three keeps strokes as sharp as ImageDataGenerator's,
   and the draws are reproducible however many threads run the map.
 
-All read the keys of `src.model.augment.KEYS` from the hyperparameter dict.
+All read the table's augmentation rows (`src.params.AUGMENT_KEYS`) from the hyperparameter dict.
 """
 
 from __future__ import annotations

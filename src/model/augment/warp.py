@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from src.model.augment import KEYS
+from src.params import AUGMENT_KEYS
 
 DRAWS = 5  # uniform numbers per image: angle, x zoom, y zoom, x shift, y shift
 
@@ -123,7 +123,7 @@ class RandomWarp(keras.layers.Layer):
     def __init__(self, params: dict, seed: int | None = None, **kwargs):
         kwargs.pop("dtype", None)
         super().__init__(dtype="float32", **kwargs)  # warp in float32 under mixed precision
-        self.params = {k: params.get(k, 0.0) for k in KEYS}
+        self.params = {k: params.get(k, 0.0) for k in AUGMENT_KEYS}
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
 
