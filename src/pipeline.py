@@ -144,7 +144,7 @@ def finish(cfg: Config, data, results, full_fits, command: str, start: float,
     )
     from src.review import summary as summaries
     from src.review.report import build_report
-    from src.review.submit import submit_and_record
+    from src.review.submit import message_for, submit_and_record
     from src.train import folds
     from src.train.ensemble import accuracy, average_predictions, save_ensemble
 
@@ -167,7 +167,7 @@ def finish(cfg: Config, data, results, full_fits, command: str, start: float,
     report_start = time.perf_counter()
     page = build_report(cfg.run_dir)
     report_seconds = time.perf_counter() - report_start
-    message = cfg.message or f"{cfg.run_name}: {summaries.headline(summary)}"
+    message = message_for(cfg, summary)
     summaries.print_summary(
         summary, path, cfg.run_dir, submit_command(show(path), message, cfg.competition)
     )

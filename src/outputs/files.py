@@ -1,8 +1,9 @@
-"""Files: atomic writes (a result appears whole under its final name or not at all), JSON, and
-paths as the user would type them."""
+"""Files: atomic writes (a result appears whole under its final name or not at all), JSON, PNG
+figures, HTML pages, and paths as the user would type them."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from collections.abc import Iterator
@@ -39,3 +40,35 @@ def show(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def pyplot():
+    """matplotlib's pyplot, drawing to files only (the Agg backend: no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_png(fig, path: Path) -> str:
+    """Write a matplotlib figure atomically as a PNG, close it, return the file name (for a
+    page's links)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
+    pyplot().close(fig)
+    return path.name
+
+
+PAGE_STYLE = "body{font-family:sans-serif;margin:2em}"
+
+
+def write_html(path: Path, title: str, body: str, style: str = "") -> Path:
+    """Write an HTML page (UTF-8, atomically) with `title`, the shared style plus `style`."""
+    head = f"<meta charset=utf-8><title>{html.escape(title)}</title>"
+    head += f"<style>{PAGE_STYLE}{style}</style>"
+    page = f"<!doctype html>\n<html><head>{head}</head><body>\n{body}\n</body></html>\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+from sklearn.metrics import ConfusionMatrixDisplay
 
-matplotlib.use("Agg")  # files only: no display needed, none opened
+from src.outputs.files import pyplot, write_png
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
-
-from src.outputs.files import atomic_path  # noqa: E402
+plt = pyplot()
 
 CURVES = (("loss", "loss"), ("accuracy", "accuracy"), ("learning_rate", "learning rate"))
-
-
-def save_png(fig: plt.Figure, path: Path) -> str:
-    """Write `fig` atomically as a PNG, close it, return the file name (for the page's links)."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path.name
 
 
 def learning_curves(histories: dict[str, dict], path: Path) -> str:
@@ -55,7 +44,7 @@ def learning_curves(histories: dict[str, dict], path: Path) -> str:
     axes[1].set_ylim(max(0.0, min(lowest) - 0.01), 1.0)
     axes[1].legend(title="validation (train dashed)" if validated else "training (no validation)",
                    fontsize="small")  # fmt: skip
-    return save_png(fig, path)
+    return write_png(fig, path)
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, path: Path) -> str:
@@ -64,7 +53,7 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, path: Path) -> s
     ConfusionMatrixDisplay.from_predictions(labels, predicted, ax=ax, colorbar=False,
                                             cmap="Blues")  # fmt: skip
     ax.set_title("out-of-fold confusion matrix")
-    return save_png(fig, path)
+    return write_png(fig, path)
 
 
 def wrong_gallery(
@@ -84,7 +73,7 @@ def wrong_gallery(
         ax.set_title(f"row {row}\n{true} → {pred} ({conf:.2f})", fontsize=8)
     if not len(images):
         axes.flat[0].text(0.5, 0.5, "no out-of-fold errors", ha="center", va="center")
-    return save_png(fig, path)
+    return write_png(fig, path)
 
 
 def class_distribution(predicted: np.ndarray, train_labels: np.ndarray, classes: np.ndarray,
@@ -101,4 +90,4 @@ def class_distribution(predicted: np.ndarray, train_labels: np.ndarray, classes:
     ax.set_ylabel("share")
     ax.legend()
     ax.set_title("class distribution of the test predictions")
-    return save_png(fig, path)
+    return write_png(fig, path)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from src import UserError
-from src.outputs.files import atomic_path, read_json, show
+from src.outputs.files import read_json, show, write_html
 from src.outputs.submission import describe_diff
 from src.review import figures as report_figures
 from src.review.summary import ensemble_of
@@ -127,8 +127,9 @@ def _kaggle(entry: dict | None) -> list[str]:
             f" {score}.</p>"]  # fmt: skip
 
 
-def render(run: dict, figures: dict[str, str], run_dir: Path) -> str:
-    """The page: headline numbers, fold table, figures, study, command and config."""
+def render(run: dict, figures: dict[str, str], run_dir: Path) -> tuple[str, str]:
+    """The page's body and style: headline numbers, fold table, figures, study, command and
+    config."""
     s = run["summary"]
     esc = html.escape
     test = "—" if s["test_accuracy"] is None else f"{s['test_accuracy']:.4f}"
@@ -178,21 +179,17 @@ def render(run: dict, figures: dict[str, str], run_dir: Path) -> str:
     config = json.dumps(run["config"], indent=2, sort_keys=True)
     parts += ["<h2>Configuration</h2>", f"<pre>{esc(config, quote=False)}</pre>"]
     style = (
-        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "body{max-width:1100px;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
         "padding:.3em .7em;text-align:right}img{max-width:100%}figure{margin:1em 0}"
         "figcaption{color:#555}pre,.cmd{background:#f6f6f6;padding:.6em}"
     )
-    body = "\n".join(parts)
-    return (f"<!doctype html>\n<html><head><meta charset=utf-8><title>{esc(run_dir.name)}"
-            f"</title><style>{style}</style></head><body>\n{body}\n</body></html>\n")  # fmt: skip
+    return "\n".join(parts), style
 
 
 def build_report(run_dir: Path) -> Path:
     """Write the report's PNGs and report.html into `run_dir`; return the page's path."""
     run = _load(run_dir)
     figures = make_figures(run, run_dir)
-    page = run_dir / "report.html"
-    with atomic_path(page) as tmp:
-        tmp.write_text(render(run, figures, run_dir), encoding="utf-8")
-    return page
+    body, style = render(run, figures, run_dir)
+    return write_html(run_dir / "report.html", run_dir.name, body, style)

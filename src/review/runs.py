@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from src.config import Config
-from src.outputs.files import atomic_path, read_json, show
+from src.outputs.files import pyplot, read_json, show, write_html, write_png
 
 
 def describe(run_dir: Path) -> dict:
@@ -104,26 +104,15 @@ def write_index(runs_dir: Path, rows: list[dict]) -> Path:
         plot_oof_vs_public(scored, runs_dir / "index_oof_vs_public.png")
         img = '<img src="index_oof_vs_public.png" alt="OOF accuracy against public score">'
         plot = f"<h2>Out-of-fold accuracy against the public score</h2>{img}"
-    page = (
-        "<!doctype html><meta charset=utf-8><title>runs</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:left}"
-        "</style><h1>Runs</h1><table><tr>"
-        + "".join(f"<th>{c}</th>" for c in COLUMNS) + "</tr>" + "".join(body) + "</table>" + plot
-    )  # fmt: skip
-    path = runs_dir / "index.html"
-    with atomic_path(path) as tmp:
-        tmp.write_text(page)
-    return path
+    table = ("<h1>Runs</h1><table><tr>" + "".join(f"<th>{c}</th>" for c in COLUMNS) + "</tr>"
+             + "".join(body) + "</table>")  # fmt: skip
+    style = "td,th{padding:2px 10px;text-align:left}"
+    return write_html(runs_dir / "index.html", "runs", table + plot, style)
 
 
 def plot_oof_vs_public(rows: list[dict], path: Path) -> None:
     """Each submitted run as a point: out-of-fold accuracy across, public score up."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = pyplot().subplots(figsize=(6, 4.5))
     ax.scatter([r["oof"] for r in rows], [r["public"] for r in rows])
     for r in rows:
         ax.annotate(r["name"], (r["oof"], r["public"]), fontsize=7, xytext=(3, 3),
@@ -131,6 +120,4 @@ def plot_oof_vs_public(rows: list[dict], path: Path) -> None:
     ax.set_xlabel("out-of-fold accuracy")
     ax.set_ylabel("public score")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    write_png(fig, path)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import matplotlib
+import optuna
 
-matplotlib.use("Agg")  # files only: no display needed, none opened
+from src.outputs.files import pyplot, write_png
 
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
+plt = pyplot()  # before Optuna's matplotlib plots import pyplot
+
 import optuna.visualization.matplotlib as ovm  # noqa: E402
-
-from src.outputs.files import atomic_path  # noqa: E402
 
 
 def _top_two(study: optuna.Study) -> list[str] | None:
@@ -53,9 +51,6 @@ def save_study_plots(study: optuna.Study, out_dir: Path) -> dict[str, str]:
             plt.close("all")
             continue
         fig = ax.flat[0].figure if hasattr(ax, "flat") else ax.figure
-        path = out_dir / f"study_{name}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100, bbox_inches="tight")
+        written[name] = write_png(fig, out_dir / f"study_{name}.png")
         plt.close("all")
-        written[name] = path.name
     return written
