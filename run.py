@@ -34,19 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cfg = parse_args(argv)
     try:
-        if cfg.runs:
+        if cfg.mode == "runs":
             from src.review.runs import show_runs
 
             show_runs(cfg)
-        elif cfg.scores:
+        elif cfg.mode == "scores":
             from src.review.submit import fetch_scores
 
             fetch_scores(cfg)
-        elif cfg.report:
+        elif cfg.mode == "report":
             from src.review.submit import review
 
             review(cfg)
-        else:
+        else:  # train, or be a search worker
             from src.pipeline import run
 
             run(cfg, command_line(argv))

@@ -137,6 +137,16 @@ FLAGS = {
 }  # fmt: skip
 
 
+# The modes other than "train" (src/config.py MODES) and the flag that asks for each.
+MODE_FLAGS = {"search": "--search-only", "report": "--report", "scores": "--scores",
+              "runs": "--runs"}  # fmt: skip
+
+
+def modes(a: argparse.Namespace) -> list[str]:
+    """The modes the flags ask for: none (train), one, or more (`check` refuses them)."""
+    return [m for m, f in MODE_FLAGS.items() if getattr(a, f[2:].replace("-", "_"))]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser, one argument group per table entry; numbers and choices show their default."""
     p = argparse.ArgumentParser(description=USAGE,
@@ -164,6 +174,9 @@ def check(a: argparse.Namespace) -> str | None:
     if not a.folds and a.trials:
         return ("--folds 0: the search validates its trials on folds; use --trials 0 (with"
                 " --study-name NAME to train a finished study's best)")  # fmt: skip
+    asked = [MODE_FLAGS[m] for m in modes(a)]
+    if len(asked) > 1:
+        return f"{asked[0]} and {asked[1]} are different modes; give one of them"
     if a.search_only and not a.trials:
         return "--search-only: needs trials to run; give --trials N"
     if a.trials and a.model != "cnn":
@@ -218,13 +231,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error(f"--set {e}")
     return Config(
         data_dir=data_dir.resolve(), folds=a.folds, epochs=a.epochs, full_fits=a.full_fits,
-        patience=a.patience, trials=a.trials, n_jobs=a.n_jobs, search_only=a.search_only,
+        patience=a.patience, trials=a.trials, n_jobs=a.n_jobs, mode=(modes(a) or ["train"])[0],
         search_epochs=a.search_epochs, search_folds=a.search_folds, timeout=a.timeout,
         study_name=a.study_name, storage=a.storage, model=a.model, overrides=overrides,
         augment=a.augment, engine=a.engine, precision=a.precision, seed=a.seed,
         run_name=a.report or a.run_name or f"{a.model}-{datetime.now():%Y%m%d-%H%M%S}",
-        deterministic=a.deterministic, report=bool(a.report), submit=a.submit, wait=a.wait,
-        wait_timeout=a.wait_timeout, scores=a.scores, runs=a.runs,
+        deterministic=a.deterministic, submit=a.submit, wait=a.wait, wait_timeout=a.wait_timeout,
         message=a.message, competition=a.competition, runs_dir=runs_dir.resolve(),
         submissions_dir=submissions_dir.resolve(), notebook=notebook,
     )  # fmt: skip

@@ -8,10 +8,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent  # the repository: every default path hangs off it
 ENGINES = ("auto", "sequential", "batched")  # see src/train/engines.py
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policies
+# What run.py does: train (search first if asked, then the models, the submission), or be one
+# worker of a shared search (--search-only), or only review: rebuild a run's report (--report),
+# fetch Kaggle's scores (--scores), list the runs (--runs).
+MODES = ("train", "search", "report", "scores", "runs")
 
 
 @dataclass(frozen=True)
 class Config:
+    mode: str = "train"  # one of MODES
     data_dir: Path = ROOT / "input"  # train.csv + test.csv (or .csv.gz, or digit-recognizer.zip)
     folds: int = 5  # stratified k-fold: K models, each validated on its own 1/K; 0 = none
     epochs: int = 30  # per fold; early stopping on the fold's validation part may end sooner
@@ -19,7 +24,6 @@ class Config:
     patience: int = 10  # epochs without a better val_loss before a fold stops (best restored)
     trials: int = 20  # the study's total of finished trials over all workers; 0 = no search
     n_jobs: int = 1  # trial processes this worker runs at a time
-    search_only: bool = False  # a search worker: no training; the ensemble comes from --trials 0
     search_epochs: int = 10  # epochs per search trial (cheaper than the final training)
     search_folds: int = 1  # folds each trial trains and validates (of the K above)
     timeout: float | None = None  # stop starting new trials after this many seconds
@@ -33,12 +37,9 @@ class Config:
     seed: int = 42  # folds, weight init, shuffling and augmentation all derive from it
     run_name: str = ""  # folder under runs_dir; the same name resumes that run
     deterministic: bool = False  # op-level determinism: byte-identical reruns on CPU
-    report: bool = False  # only rebuild run_name's report.html from its saved files
     submit: bool = False  # send the submission with the kaggle CLI at the end
     wait: bool = False  # after --submit, poll Kaggle until the submission is scored
     wait_timeout: float = 600.0  # ... for at most this many seconds
-    scores: bool = False  # only fetch the scores of runs submitted earlier
-    runs: bool = False  # only list every run folder (and write runs/index.html)
     notebook: str = ""  # the Kaggle notebook root when run inside one ("" elsewhere)
     message: str = ""  # the submission's message; "" = run name, folds and OOF accuracy
     competition: str = "digit-recognizer"

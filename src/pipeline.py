@@ -108,7 +108,7 @@ def run(cfg: Config, command: str = "") -> None:
     kept = f"; compiled programs kept in {show(cache)}" if cache else ""
     print(f"device: {device}{kept}", flush=True)
     configure_determinism(cfg.deterministic)
-    if cfg.search_only:
+    if cfg.mode == "search":
         search_worker(cfg, data)
         return
     with run_folder.locked(cfg):  # one process per run folder

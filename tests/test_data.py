@@ -196,6 +196,8 @@ def test_missing_data_names_the_download_command_and_the_sample(tmp_path, runner
     "flags, fragment",
     [
         (["--folds", "1"], "--folds: one fold validates on every row it trained on"),
+        (["--runs", "--scores"], "--scores and --runs are different modes; give one"),
+        (["--report", "r", "--search-only", "--trials", "2"], "--search-only and --report are"),
         (["--folds", "0", "--full-fits", "0"], "trains no model; give --full-fits N"),
         (["--folds", "0", "--trials", "3"], "the search validates its trials on folds"),
         (["--epochs", "0"], "--epochs"),
