@@ -13,10 +13,8 @@ def imports_of(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("src"):
-            if node.module == "src":
-                found |= {f"src.{alias.name}" for alias in node.names}
-            else:
-                found.add(node.module)
+            found.add(node.module)  # and `from src.pkg import module` imports src.pkg.module
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.startswith("src.")}
     return found
@@ -44,6 +42,14 @@ def test_src_has_no_import_circle():
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+def test_every_module_in_src_is_used_by_the_product():
+    """No dead module: each one is imported by run.py or another module of src/."""
+    modules = {module_name(p) for p in (ROOT / "src").rglob("*.py") if p.name != "__init__.py"}
+    users = [ROOT / "run.py", *(ROOT / "src").rglob("*.py")]
+    imported = set().union(*(imports_of(p) for p in users))
+    assert sorted(modules - imported) == []
 
 
 def test_benchmarks_reach_the_code_as_a_package():

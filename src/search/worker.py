@@ -111,9 +111,9 @@ def trial_process(cfg: Config, data: Digits, pruner, worker: str) -> None:
     """The body of a trial process (started with `spawn`): Keras loads only here, with
     TensorFlow's native start-up log filtered; this module stays free of Keras at import time,
     since the new interpreter imports it to find this target."""
-    from src.train.fit.quiet import import_keras
+    from src.train.quiet import import_keras
 
     import_keras()
-    from src.search.worker.trial import run_trials
+    from src.search.trial import run_trials
 
     run_trials(cfg, data, pruner, worker)
