@@ -1,5 +1,5 @@
 """Nothing lost: a run killed with SIGKILL at any stage (here two; `python -m
-benchmarks.kill_points` kills at random moments) resumes to the uninterrupted run's exact
+tests.stress_kill` kills at random moments) resumes to the uninterrupted run's exact
 submission without redoing finished models; damaged or foreign run folders, a second process
 on the same run, and other data are each one clear line, never a traceback."""
 

@@ -195,9 +195,9 @@ def test_a_wrong_password_is_one_line_before_training(tmp_path, data_dir, capsys
 def test_workers_started_together_fill_the_study_exactly_and_let_go(tmp_path, data_dir):
     """4 --search-only workers at the same instant on an empty database, a study of 6 trials:
     exactly 6 finish, all with their own parameters, no worker fails, and every database
-    connection is given back when they end (benchmarks/many_workers.py measures 8 workers x 16
+    connection is given back when they end (tests/stress_workers.py runs 8 workers x 16
     trials, on an empty and on an existing database)."""
-    from benchmarks.many_workers import run_workers
+    from stress_workers import run_workers
 
     r = run_workers(SERVER, data_dir, workers=4, trials=6, out=tmp_path)
     assert (r["finished"], r["distinct_params"], r["exit_codes"], r["errors"]) == (6, 6, [0], 0)

@@ -51,8 +51,7 @@ def _load(run_dir: Path) -> dict:
 
 def make_figures(run: dict, run_dir: Path) -> dict[str, str]:
     """Write the report's PNGs; returns {figure: file name}."""
-    # Class indices to the competition's labels (a run from before layouts: digits 0..9).
-    classes = run.get("classes", np.arange(run["test_proba"].shape[1]))
+    classes = run["classes"]  # class indices -> the competition's labels
     labels = classes[run["y_train"]]
     figures = {
         "learning_curves": report_figures.learning_curves(

@@ -43,17 +43,13 @@ def check_run_submission(cfg: Config) -> None:
         check_submission,
         compare_with_previous,
         describe_diff,
-        digit_recognizer,
     )
 
     path = cfg.submissions_dir / f"{cfg.run_name}.csv"
     if not path.exists():
         raise UserError(f"{show(path)}: no such file; --report --submit sends a run's own copy")
     with np.load(cfg.run_dir / "ensemble.npz") as z:
-        if "columns" in z.files:
-            layout = Layout.from_arrays(z)
-        else:  # a run from before layouts were read from the files: Digit Recognizer's
-            layout = digit_recognizer(len(z["test_proba"]))
+        layout = Layout.from_arrays(z)
     try:
         sub = pd.read_csv(path)
         check_submission(sub, layout)

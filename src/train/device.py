@@ -80,8 +80,8 @@ def choose_precision(requested: str, engine: str = "sequential") -> tuple[str, s
     """(Keras dtype policy, why): the policy measured fastest here for `engine`, or the one
     asked for.
 
-    Measurements behind the choices: benchmarks/README.md, "Precision", "Engines on a GPU" and
-    "Model compute efficiency", and the GPU issue's probe of the batched program.
+    Measurements behind the choices: benchmarks/README.md ("Model compute efficiency") and the
+    lab log, docs/experiments.md ("Precision", "Engines on a GPU").
     """
     if requested != "auto":
         return requested, "--precision"
@@ -92,7 +92,7 @@ def choose_precision(requested: str, engine: str = "sequential") -> tuple[str, s
         # cards (Kaggle's T4 and P100) and unknown ones emulate it, through float32.
         if (gpu_compute_capability() or (0, 0)) < (8, 0):
             return "float32", "GPU, batched engine: no bfloat16 units known on this GPU"
-        # accuracy: float32's (benchmarks/README.md, "Precision")
+        # accuracy: float32's (docs/experiments.md, "Precision")
         return "mixed_bfloat16", "GPU, batched engine: bfloat16 measured faster"
     if cpu_has_amx():
         return "mixed_bfloat16", "CPU with AMX bfloat16 tiles"

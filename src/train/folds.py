@@ -2,7 +2,8 @@
 
 The folds measure (out-of-fold accuracy, best epochs); the full fits then train the same
 network on every training row, each with its own seed, and are what the submission averages
-(the folds' models when there are none). Why full fits: benchmarks/README.md, "Full fits".
+(the folds' models when there are none). Why full fits: benchmarks/README.md,
+"Kaggle-size holdout".
 
 Every model is a `Job` (src/train/engine.py) handed to the run's engine in one list, folds
 first; each finished model is saved to its own folder (src/outputs/run_folder.py) as soon as it

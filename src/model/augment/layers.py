@@ -33,7 +33,7 @@ def check_augment(augment: str, in_model: bool) -> None:
     if augment == "layers" and keras.backend.backend() == "tensorflow":
         return
     # ImageDataGenerator is NumPy on the host; Keras's preprocessing layers inside a JAX model
-    # are many times slower a step than RandomWarp (benchmarks/README.md, "Engines").
+    # are many times slower a step than RandomWarp (docs/experiments.md, "Engines on a GPU").
     needs = "TensorFlow on a CPU" if augment == "idg" else "the TensorFlow backend"
     raise UserError(f"--augment {augment} needs {needs}; use --augment affine")
 

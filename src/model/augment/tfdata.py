@@ -85,7 +85,7 @@ def pipeline_options() -> tf.data.Options:
 
     The autotuner's model thread holds up the iterator's destruction when model.fit returns, in
     some fits for a good part of a short fold's time (py-spy: ~RootDataset::Iterator waiting on
-    that thread; benchmarks/README.md, "The fit stall").
+    that thread; docs/experiments.md, "The fit stall").
     """
     options = tf.data.Options()
     options.autotune.enabled = False

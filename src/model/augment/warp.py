@@ -32,7 +32,7 @@ def affine_coefficients(u, params: dict, height: int, width: int):
 
     From `u` (B, 5) uniform in [-1, 1]: angle in +-rotation_range degrees, independent x/y zoom
     in 1 +- zoom_range, shifts in +-width/height_shift_range of the image size. Each row maps an
-    output pixel (x, y) to the input point it samples, (a0 x + a1 y + a2, b0 x + b1 y + b2),
+    output pixel (x, y) to the input point it samples, (a0*x + a1*y + a2, b0*x + b1*y + b2),
     about the image centre.
     """
     angle = u[:, 0] * (params["rotation_range"] * math.pi / 180)
