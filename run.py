@@ -34,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cfg = parse_args(argv)
     try:
-        if cfg.mode == "runs":
+        if cfg.on_kaggle:  # train (or fetch) as a Kaggle notebook
+            from src.remote import run_on_kaggle
+
+            run_on_kaggle(cfg)
+        elif cfg.mode == "runs":
             from src.review.runs import show_runs
 
             show_runs(cfg)

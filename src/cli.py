@@ -123,6 +123,18 @@ FLAGS = {
              help="the Kaggle competition: where --submit sends, and the data folder in a"
              " notebook"),
     ],
+    "kaggle notebook": [
+        flag("--on-kaggle", action="store_true",
+             help="train as a private Kaggle notebook on its GPU (the kaggle CLI pushes it),"
+             " wait, and bring the run folder and submission home; again with the same"
+             " --run-name, or with --report RUN, it comes back to that notebook"),
+        flag("--kaggle-accelerator", metavar="NAME", default=D.kaggle_accelerator,
+             help="the notebook's accelerator, as `kaggle kernels push --accelerator` takes it"),
+        flag("--kaggle-timeout", metavar="SECONDS", type=float, default=D.kaggle_timeout,
+             help="how long --on-kaggle waits for the notebook (it keeps running after)"),
+        flag("--kaggle-poll", metavar="SECONDS", type=float, default=D.kaggle_poll,
+             help="seconds between two looks at the notebook's status"),
+    ],
     "output": [
         flag("--run-name", metavar="NAME", default="",
              help="run folder under --runs-dir; reuse a name to resume (default: model and"
@@ -183,6 +195,12 @@ def check(a: argparse.Namespace) -> str | None:
         return f"--trials: the search space is for --model cnn; use --trials 0 with {a.model}"
     if a.timeout is not None and a.timeout <= 0:
         return f"--timeout: must be positive, got {a.timeout:g}"
+    if a.on_kaggle and (a.search_only or a.scores or a.runs):
+        return "--on-kaggle: trains a run, or with --report RUN fetches one; no other mode"
+    if a.on_kaggle and a.storage:
+        return "--on-kaggle: the notebook cannot reach --storage (it runs offline); leave it out"
+    if a.kaggle_timeout <= 0 or a.kaggle_poll <= 0:
+        return "--kaggle-timeout and --kaggle-poll: must be positive"
     if a.wait and not a.submit:
         return "--wait: waits for the score of a --submit; add --submit"
     if a.wait_timeout <= 0:
@@ -238,5 +256,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         run_name=a.report or a.run_name or f"{a.model}-{datetime.now():%Y%m%d-%H%M%S}",
         deterministic=a.deterministic, submit=a.submit, wait=a.wait, wait_timeout=a.wait_timeout,
         message=a.message, competition=a.competition, runs_dir=runs_dir.resolve(),
-        submissions_dir=submissions_dir.resolve(), notebook=notebook,
+        submissions_dir=submissions_dir.resolve(), notebook=notebook, on_kaggle=a.on_kaggle,
+        kaggle_accelerator=a.kaggle_accelerator, kaggle_timeout=a.kaggle_timeout,
+        kaggle_poll=a.kaggle_poll,
     )  # fmt: skip

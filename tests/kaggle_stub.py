@@ -9,19 +9,37 @@ It answers the commands this project runs in the real CLI's formats, read from i
   date (isoformat), description, status (`str(SubmissionStatus.X)`), publicScore,
   privateScore (strings or null), newest first; a submission is COMPLETE from its second read;
 - `competitions submission-limits C`: `Submissions today`, `Lifetime submissions`,
-  `Remaining today` lines.
+  `Remaining today` lines;
+- `config view`: `Configuration values from DIR` and `- username: stub-user` lines;
+- `kernels push -p DIR [--accelerator A]`: checks the folder as the CLI does (metadata, code
+  file), prints `Kernel version N successfully pushed.  Please check progress at URL`; mode
+  `unjoined` first prints the invalid-competition-sources line (the push goes through, the
+  data does not), `quota` prints `Kernel push error: ...` (exit code 0, as the CLI does);
+- `kernels status REF`: `REF has status "KernelWorkerStatus.QUEUED"`, then RUNNING; at the
+  third look it runs the pushed script (below) and answers COMPLETE, or ERROR with a
+  `Failure message: "..."` line;
+- `kernels output REF -p DIR`: the notebook's /kaggle/working files into DIR, one
+  `Output file downloaded to PATH` line each, and its log as DIR/SLUG.log (Kaggle's JSON
+  records).
+The pushed script runs as a notebook would run it: from a copy of the pushed folder, outside
+this repository, with no PYTHONPATH, and a fake /kaggle root (DIGITS_KAGGLE_ROOT) whose
+input/<competition>/ holds $KAGGLE_STUB_DATA's files (none in modes `unjoined` and `nodata`),
+so a file the script needs and the push lacks fails the run.
 Failures as the CLI's main() prints them: an HTTPError's text (`403 Client Error: ...` and its
 hint, `400 Client Error: ...`) or `ConnectionError: ...` with the --debug hint, exit code 1.
 
-State lives in $KAGGLE_STUB_STATE (a folder); $KAGGLE_STUB_MODE is ok, unjoined, limit or
-offline; $KAGGLE_STUB_SCORE is the public score every submission gets.
+State lives in $KAGGLE_STUB_STATE (a folder); $KAGGLE_STUB_MODE is ok, unjoined, limit, quota,
+nodata or offline; $KAGGLE_STUB_SCORE is the public score every submission gets.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -98,8 +116,96 @@ def main() -> None:
     elif args[:2] == ["competitions", "submission-limits"]:
         left = 0 if MODE == "limit" else 4
         print(f"Submissions today: {5 - left}\nLifetime submissions: 12\nRemaining today: {left}")
+    elif args[:2] == ["config", "view"]:
+        print(f"Configuration values from {Path.home() / '.kaggle'}\n- username: stub-user\n"
+              "- auth_method: ACCESS_TOKEN\n- path: None\n- proxy: None")  # fmt: skip
+    elif args[:1] == ["kernels"]:
+        kernels(args[1:])
     else:
         fail(f"kaggle stub: no answer for {args}")
+
+
+def kernels(args: list[str]) -> None:
+    """`kernels push`, `kernels status`, `kernels output`, as the module docstring says."""
+    if MODE == "offline":
+        fail("ConnectionError: HTTPSConnectionPool(host='www.kaggle.com', port=443): Max"
+             " retries exceeded (Caused by NameResolutionError(\"Failed to resolve"
+             " 'www.kaggle.com'\"))")  # fmt: skip
+    if args[0] == "push":
+        folder = Path(option(args, "-p"))
+        meta = json.loads((folder / "kernel-metadata.json").read_text())
+        if not (folder / meta["code_file"]).is_file():
+            fail(f"Source file not found: {folder / meta['code_file']}")
+        if MODE == "quota":
+            print("Kernel push error: Maximum weekly GPU quota of 30.00 hours reached.")
+            return
+        if MODE == "unjoined":
+            print("The following are not valid competition sources and could not be added to"
+                  f" the kernel: {meta['competition_sources']}")  # fmt: skip
+        slug = meta["id"].split("/")[1]
+        home = STATE / "kernels" / slug
+        version = len(list(home.glob("v*"))) + 1 if home.exists() else 1
+        shutil.copytree(folder, home / f"v{version}")
+        (home / "state.json").write_text(json.dumps({"version": version, "looks": 0,
+                                                     "accelerator": option(args, "--accelerator"),
+                                                     "meta": meta}))  # fmt: skip
+        print(f"Kernel version {version} successfully pushed.  Please check progress at"
+              f" https://www.kaggle.com/code/{meta['id']}")  # fmt: skip
+    elif args[0] == "status":
+        ref = args[1]
+        home = STATE / "kernels" / ref.split("/")[1]
+        state = json.loads((home / "state.json").read_text())
+        state["looks"] += 1
+        if state["looks"] == 1:
+            state["status"] = "QUEUED"
+        elif state["looks"] == 2:
+            state["status"] = "RUNNING"
+        elif "result" not in state:
+            state["result"] = run_kernel(home, state)
+            state["status"] = "COMPLETE" if state["result"] == 0 else "ERROR"
+        (home / "state.json").write_text(json.dumps(state))
+        print(f'{ref} has status "KernelWorkerStatus.{state["status"]}"')
+        if state["status"] == "ERROR":
+            print(f'Failure message: "Your notebook hit an error: exit code {state["result"]}"')
+    elif args[0] == "output":
+        ref, target = args[1], Path(option(args, "-p"))
+        home = STATE / "kernels" / ref.split("/")[1]
+        working = home / "root" / "working"
+        for path in sorted(p for p in working.rglob("*") if p.is_file()):
+            out = target / path.relative_to(working)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out)
+            print(f"Output file downloaded to {out}")
+        log = target / f"{ref.split('/')[1]}.log"
+        shutil.copyfile(home / "log.json", log)
+        print(f"Kernel log downloaded to {log} ")
+    else:
+        fail(f"kaggle stub: no answer for kernels {args}")
+
+
+def run_kernel(home: Path, state: dict) -> int:
+    """Run the pushed script as a notebook would; its log as Kaggle keeps it; the exit code."""
+    meta = state["meta"]
+    root = home / "root"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "working").mkdir(parents=True)
+    for competition in meta["competition_sources"]:
+        data = root / "input" / competition
+        if MODE not in ("unjoined", "nodata"):
+            shutil.copytree(os.environ["KAGGLE_STUB_DATA"], data)
+    (root / "input").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as code:
+        script = Path(shutil.copytree(home / f"v{state['version']}", Path(code) / "kernel"))
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["DIGITS_KAGGLE_ROOT"] = str(root)
+        command = [sys.executable, str(script / meta["code_file"])]
+        done = subprocess.run(command, cwd=root / "working", env=env, capture_output=True,
+                              text=True)  # fmt: skip
+    records = [{"stream_name": name, "time": 0.0, "data": line + "\n"}
+               for name, text in (("stdout", done.stdout), ("stderr", done.stderr))
+               for line in text.splitlines()]  # fmt: skip
+    (home / "log.json").write_text(json.dumps(records))
+    return done.returncode
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ POLL_S = 20.0  # between two reads of the submissions list while waiting for a s
 SCORED, FAILED = "SubmissionStatus.COMPLETE", "SubmissionStatus.ERROR"
 
 
-def _cli(action: str, path: Path | None = None) -> str:
+def executable(action: str, path: Path | None = None) -> str:
     """The kaggle executable, once credentials are known to exist; UserError otherwise."""
     keep = f" {show(path)} is kept; submit it later with --report RUN --submit." if path else ""
     if credential_source() is None:
@@ -98,7 +98,7 @@ def explain(output: str, competition: str, exe: str | None = None) -> str:
 def submit(path: Path, message: str, competition: str) -> int | None:
     """Run `kaggle competitions submit` on `path` (its output shown as it comes); the
     submission's ref, or None if the CLI printed none. UserError (file kept) when it fails."""
-    exe = _cli("--submit", path)
+    exe = executable("--submit", path)
     command = submit_command(show(path), message, competition)
     print(f"submitting: {shlex.join(command)}  (credentials: {credential_source()})", flush=True)
     done = subprocess.run([exe, *command[1:]], capture_output=True, text=True, check=False)
@@ -116,7 +116,7 @@ def submit(path: Path, message: str, competition: str) -> int | None:
 
 def list_submissions(competition: str) -> list[dict]:
     """The competition's submissions of this account, newest first, as the CLI lists them."""
-    exe = _cli("--scores")
+    exe = executable("--scores")
     done = subprocess.run(
         [exe, "competitions", "submissions", "-c", competition, "--format", "json"],
         capture_output=True, text=True, check=False,

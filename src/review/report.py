@@ -126,6 +126,17 @@ def _kaggle(entry: dict | None) -> list[str]:
             f" {score}.</p>"]  # fmt: skip
 
 
+def _where(trained_on: dict | None) -> list[str]:
+    """Where a run fetched with --on-kaggle trained."""
+    if not trained_on:
+        return []
+    esc = html.escape
+    return [
+        f"<p>Trained as the Kaggle notebook <code>{esc(trained_on['kaggle_kernel'])}</code>"
+        f" (version {trained_on['version']}) on {esc(trained_on['device'] or 'Kaggle')}.</p>"
+    ]
+
+
 def render(run: dict, figures: dict[str, str], run_dir: Path) -> tuple[str, str]:
     """The page's body and style: headline numbers, fold table, figures, study, command and
     config."""
@@ -141,6 +152,7 @@ def render(run: dict, figures: dict[str, str], run_dir: Path) -> tuple[str, str]
     parts = [
         f"<h1>{esc(run_dir.name)}</h1>",
         f"<p class=cmd><code>{esc(s.get('command', ''))}</code></p>",
+        *_where(s.get("trained_on")),
         _table(
             ["out-of-fold accuracy", "test accuracy (solution.csv)", "wall time", "submission"],
             [[oof, test, f"{s['seconds']:.0f} s", s.get("submission", "")]],

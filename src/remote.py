@@ -1,0 +1,307 @@
+"""A run on Kaggle's GPU: `--on-kaggle` packs this repository into a Kaggle notebook (a script
+kernel), pushes it with the kaggle CLI, waits for it, and brings its run folder and submission
+home as if the run had trained here.
+
+What travels: `run.py` and `src/`, zipped into the kernel's one script, which unpacks them,
+picks Keras on JAX when JAX sees the notebook's GPU (the batched engine), and runs `run.py`
+with the run's training flags. The notebook reads the competition's files (attached as its
+`competition_sources`) and writes to /kaggle/working, whose files `kaggle kernels output`
+downloads. Everything about one remote run is kept in `runs/.kaggle/<run>/` (the pushed folder,
+`kernel.json`, the downloaded output), so a second `--on-kaggle` with the same run name attaches
+to the run instead of pushing it again, and `--on-kaggle --report RUN` fetches a finished one.
+The CLI's outputs are read as kaggle 2.2.5 prints them (`kaggle/api/kaggle_api_extended.py`):
+`Kernel version N successfully pushed.  Please check progress at URL`, `USER/SLUG has status
+"KernelWorkerStatus.RUNNING"` with a `Failure message: "..."` line, `Output file downloaded to
+PATH` per file.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from src import UserError
+from src.config import ROOT, Config
+from src.outputs.files import atomic_path, read_json, show, write_json
+from src.review.kaggle_cli import executable, explain
+
+DONE = {"COMPLETE"}
+FAILED = {"ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
+LOG_TAIL = 15  # lines of a failed run's log shown
+
+SCRIPT = '''"""digit_recogniser run {run!r}, pushed by `python run.py --on-kaggle`."""
+import base64, io, os, shutil, subprocess, sys, tempfile, zipfile
+
+PACKAGE = "{package}"
+ARGS = {args!r}
+
+code = tempfile.mkdtemp(prefix="digit_recogniser-")
+zipfile.ZipFile(io.BytesIO(base64.b64decode(PACKAGE))).extractall(code)
+env = dict(os.environ)
+probe = "import jax; print(any(d.platform == 'gpu' for d in jax.devices()))"
+found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+if found.stdout.strip() == "True":  # the batched engine: every model in one program on the GPU
+    env["KERAS_BACKEND"] = "jax"
+print("digit_recogniser: python run.py " + " ".join(ARGS), flush=True)
+status = subprocess.call([sys.executable, "run.py", *ARGS], cwd=code, env=env)
+root = os.environ.get("DIGITS_KAGGLE_ROOT", "/kaggle")  # (a test's stand-in notebook)
+shutil.rmtree(os.path.join(root, "working", "runs", ".jax-cache"), ignore_errors=True)
+sys.exit(status)
+'''
+
+
+def slug_of(run_name: str) -> str:
+    """The kernel's slug (and title): Kaggle's lower-case letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9]+", "-", f"digit-recogniser-{run_name}".lower()).strip("-")[:50]
+
+
+def remote_args(cfg: Config) -> list[str]:
+    """The run's training flags as the notebook's `run.py` takes them (its data, folders and
+    submission are the notebook's own; submitting happens here, after the fetch)."""
+    args = ["--folds", cfg.folds, "--epochs", cfg.epochs, "--full-fits", cfg.full_fits,
+            "--patience", cfg.patience, "--trials", cfg.trials, "--n-jobs", cfg.n_jobs,
+            "--search-epochs", cfg.search_epochs, "--search-folds", cfg.search_folds,
+            "--model", cfg.model, "--augment", cfg.augment, "--engine", cfg.engine,
+            "--precision", cfg.precision, "--seed", cfg.seed, "--competition", cfg.competition,
+            "--run-name", cfg.run_name]  # fmt: skip
+    for key, value in cfg.overrides:
+        args += ["--set", f"{key}={json.dumps(value)}"]
+    if cfg.timeout is not None:
+        args += ["--timeout", cfg.timeout]
+    if cfg.study_name:
+        args += ["--study-name", cfg.study_name]
+    if cfg.deterministic:
+        args.append("--deterministic")
+    return [str(a) for a in args]
+
+
+def package() -> bytes:
+    """run.py and every module of src/, zipped (sorted, fixed dates: the same code, the same
+    bytes)."""
+    files = [ROOT / "run.py", *sorted((ROOT / "src").rglob("*.py"))]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in files:
+            info = zipfile.ZipInfo(str(path.relative_to(ROOT)), date_time=(2020, 1, 1, 0, 0, 0))
+            z.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def write_kernel(cfg: Config, user: str, folder: Path) -> str:
+    """The folder `kaggle kernels push` sends: the script and kernel-metadata.json; its ref."""
+    slug = slug_of(cfg.run_name)
+    folder.mkdir(parents=True, exist_ok=True)
+    script = SCRIPT.format(run=cfg.run_name, package=base64.b64encode(package()).decode(),
+                           args=remote_args(cfg))  # fmt: skip
+    (folder / f"{slug}.py").write_text(script)
+    metadata = {
+        "id": f"{user}/{slug}", "title": slug, "code_file": f"{slug}.py",
+        "language": "python", "kernel_type": "script", "is_private": True,
+        "enable_gpu": True, "enable_tpu": False, "enable_internet": False,
+        "competition_sources": [cfg.competition], "dataset_sources": [], "kernel_sources": [],
+        "model_sources": [],
+    }  # fmt: skip
+    write_json(folder / "kernel-metadata.json", metadata)
+    return metadata["id"]
+
+
+def _kaggle(exe: str, *args: str) -> tuple[int, str]:
+    """Run the CLI; (exit code, stdout and stderr together)."""
+    done = subprocess.run([exe, *args], capture_output=True, text=True, check=False)
+    return done.returncode, done.stdout + done.stderr
+
+
+def _refused(what: str, output: str, cfg: Config) -> UserError:
+    return UserError(f"--on-kaggle: {what}: {explain(output, cfg.competition)}")
+
+
+def kaggle_user(exe: str, cfg: Config) -> str:
+    """The account the CLI is logged in as (`kaggle config view`)."""
+    code, out = _kaggle(exe, "config", "view")
+    found = re.search(r"^- username: (\S+)", out, re.MULTILINE)
+    if code or not found or found.group(1) == "None":
+        raise _refused("kaggle config view named no user", out, cfg)
+    return found.group(1)
+
+
+def push(exe: str, cfg: Config, folder: Path) -> dict:
+    """`kaggle kernels push`; what it said, as kernel.json keeps it. UserError if refused."""
+    args = ["kernels", "push", "-p", str(folder), "--accelerator", cfg.kaggle_accelerator]
+    code, out = _kaggle(exe, *args)
+    if "not valid competition sources" in out:
+        rules = f"https://www.kaggle.com/competitions/{cfg.competition}/rules"
+        raise UserError(
+            f"--on-kaggle: the notebook cannot read {cfg.competition}'s files; join the"
+            f" competition and accept its rules at {rules}, then run this again"
+        )
+    refused = re.search(r"^Kernel push error: (.*)$", out, re.MULTILINE)
+    if refused:
+        hint = ""
+        if "quota" in refused.group(1).lower():
+            hint = "; `kaggle quota` shows what is left this week"
+        elif re.search(r"accelerator|machine", refused.group(1), re.IGNORECASE):
+            hint = "; pick another --kaggle-accelerator"
+        raise UserError(f"--on-kaggle: Kaggle refused the push: {refused.group(1)}{hint}")
+    pushed = re.search(r"^Kernel version (\d+) successfully pushed\.\s+Please check progress"
+                       r" at (\S+)", out, re.MULTILINE)  # fmt: skip
+    if code or not pushed:
+        raise _refused("kaggle kernels push failed", out, cfg)
+    return {"version": int(pushed.group(1)), "url": pushed.group(2)}
+
+
+def status(exe: str, ref: str, cfg: Config) -> tuple[str, str]:
+    """(state, failure message) from `kaggle kernels status`, e.g. ("RUNNING", "")."""
+    code, out = _kaggle(exe, "kernels", "status", ref)
+    found = re.search(r'has status "(?:KernelWorkerStatus\.)?([A-Z_]+)"', out)
+    if code or not found:
+        raise _refused(f"kaggle kernels status {ref} failed", out, cfg)
+    failure = re.search(r'^Failure message: "(.*)"$', out, re.MULTILINE)
+    return found.group(1), failure.group(1) if failure else ""
+
+
+def wait(exe: str, ref: str, cfg: Config, url: str) -> tuple[str, str]:
+    """Poll the kernel until it ends or `--kaggle-timeout` passes; its final (state, failure)."""
+    start = time.monotonic()
+    last = ""
+    while True:
+        state, failure = status(exe, ref, cfg)
+        if state in DONE | FAILED:
+            return state, failure
+        waited = time.monotonic() - start
+        if waited + cfg.kaggle_poll > cfg.kaggle_timeout:
+            raise UserError(
+                f"--on-kaggle: {ref} is still {state} after {waited:.0f} s (--kaggle-timeout);"
+                f" it keeps running on Kaggle ({url}): run the same command again, or"
+                f" `python run.py --on-kaggle --report {cfg.run_name}`, to come back to it"
+            )
+        if state != last:
+            print(f"kaggle: {ref} is {state} ({waited:.0f} s); looking again every"
+                  f" {cfg.kaggle_poll:g} s, Ctrl-C leaves it running", flush=True)  # fmt: skip
+            last = state
+        time.sleep(cfg.kaggle_poll)
+
+
+def read_log(path: Path) -> str:
+    """A kernel's log as text: Kaggle writes it as JSON records with a `data` field each."""
+    text = path.read_text() if path.exists() else ""
+    try:
+        return "".join(record.get("data", "") for record in json.loads(text))
+    except (ValueError, TypeError, AttributeError):
+        return text
+
+
+def fetch(exe: str, ref: str, cfg: Config, out_dir: Path) -> str:
+    """`kaggle kernels output` into `out_dir` (emptied first); the kernel's log as text."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    code, out = _kaggle(exe, "kernels", "output", ref, "-p", str(out_dir))
+    if code:
+        raise _refused(f"kaggle kernels output {ref} failed", out, cfg)
+    return read_log(out_dir / f"{ref.split('/')[1]}.log")
+
+
+def bring_home(cfg: Config, out_dir: Path, where: dict) -> dict:
+    """The fetched run folder to runs/<run>, its submission to submissions/ (checked first);
+    summary.json says where it trained. Returns the summary."""
+    from src.review.report import build_report
+    from src.review.submit import check_run_submission
+
+    fetched = out_dir / "runs" / cfg.run_name
+    if not (fetched / "summary.json").exists():
+        raise UserError(
+            f"--on-kaggle: the notebook's output has no runs/{cfg.run_name}/summary.json; its"
+            f" files are in {show(out_dir)}"
+        )
+    shutil.copytree(fetched, cfg.run_dir)
+    cfg.submissions_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(cfg.submissions_dir / f"{cfg.run_name}.csv") as tmp:
+        shutil.copyfile(out_dir / f"{cfg.run_name}.csv", tmp)
+    check_run_submission(cfg)  # the run's layout, and the change against the last submission
+    with atomic_path(cfg.submissions_dir / "submission.csv") as tmp:
+        shutil.copyfile(cfg.submissions_dir / f"{cfg.run_name}.csv", tmp)
+    summary = read_json(cfg.run_dir / "summary.json")
+    summary["trained_on"] = where
+    write_json(cfg.run_dir / "summary.json", summary)
+    build_report(cfg.run_dir)
+    return summary
+
+
+def run_on_kaggle(cfg: Config) -> None:
+    """Push the run (or attach to the one pushed before), wait, bring it home, maybe submit."""
+    home = cfg.runs_dir / ".kaggle" / cfg.run_name
+    if (cfg.run_dir / "summary.json").exists():
+        print(f"{show(cfg.run_dir)}: already home from Kaggle; `python run.py --report"
+              f" {cfg.run_name}` rebuilds its page")  # fmt: skip
+        return
+    if cfg.run_dir.exists():
+        raise UserError(
+            f"--on-kaggle: {show(cfg.run_dir)} exists (a run trained here); give another"
+            " --run-name"
+        )
+    exe = executable("--on-kaggle")
+    state_file = home / "kernel.json"
+    if state_file.exists():
+        kernel = read_json(state_file)
+        print(f"kaggle: attaching to {kernel['ref']} (version {kernel['version']}, pushed"
+              f" {kernel['pushed']}): {kernel['url']}", flush=True)  # fmt: skip
+    elif cfg.mode == "report":
+        raise UserError(
+            f"--on-kaggle --report {cfg.run_name}: no Kaggle run of that name was pushed from"
+            f" here ({show(state_file)} is missing)"
+        )
+    else:
+        from src.outputs.checks import check_outputs
+
+        check_outputs(cfg)
+        user = kaggle_user(exe, cfg)
+        with tempfile.TemporaryDirectory() as tmp:  # a refused push leaves nothing behind
+            ref = write_kernel(cfg, user, Path(tmp) / "push")
+            pushed = push(exe, cfg, Path(tmp) / "push")
+            shutil.copytree(Path(tmp) / "push", home / "push")
+        kernel = {"ref": ref, **pushed,
+                  "pushed": time.strftime("%Y-%m-%d %H:%M:%S"),
+                  "accelerator": cfg.kaggle_accelerator, "args": remote_args(cfg)}  # fmt: skip
+        write_json(state_file, kernel)
+        print(f"kaggle: pushed {ref} version {kernel['version']} ({cfg.kaggle_accelerator},"
+              f" python run.py {' '.join(kernel['args'])}); watch it at {kernel['url']}",
+              flush=True)  # fmt: skip
+    try:
+        state, failure = wait(exe, kernel["ref"], cfg, kernel["url"])
+    except KeyboardInterrupt:
+        raise UserError(
+            f"interrupted: {kernel['ref']} keeps running on Kaggle; run the same command again"
+            f" (or `python run.py --on-kaggle --report {cfg.run_name}`) to come back to it"
+        ) from None
+    log = fetch(exe, kernel["ref"], cfg, home / "output")
+    if state in FAILED:
+        state_file.rename(home / f"kernel-{state.lower()}-v{kernel['version']}.json")
+        lines = log.strip().splitlines()[-LOG_TAIL:]
+        print("\n".join(f"  | {line}" for line in lines), file=sys.stderr)
+        why = f" ({failure})" if failure else ""
+        raise UserError(
+            f"--on-kaggle: the Kaggle run {kernel['ref']} ended {state}{why}; its log is in"
+            f" {show(home / 'output')}; the next --on-kaggle with this run name pushes again"
+        )
+    device = re.search(r"^device: (.+)$", log, re.MULTILINE)
+    where = {"kaggle_kernel": kernel["ref"], "version": kernel["version"],
+             "accelerator": kernel["accelerator"],
+             "device": device.group(1).strip() if device else ""}  # fmt: skip
+    summary = bring_home(cfg, home / "output", where)
+    from src.review.summary import headline
+
+    print(f"kaggle: {kernel['ref']} finished on {where['device'] or 'Kaggle'}; the run is in"
+          f" {show(cfg.run_dir)}, its submission {show(cfg.submissions_dir / 'submission.csv')}"
+          f" {headline(summary)})")  # fmt: skip
+    if cfg.submit:
+        from src.review.submit import message_for, submit_and_record
+
+        submit_and_record(cfg, message_for(cfg, summary))
