@@ -29,7 +29,7 @@ Failures as the CLI's main() prints them: an HTTPError's text (`403 Client Error
 hint, `400 Client Error: ...`) or `ConnectionError: ...` with the --debug hint, exit code 1.
 
 State lives in $KAGGLE_STUB_STATE (a folder); $KAGGLE_STUB_MODE is ok, unjoined, limit, quota,
-nodata or offline; $KAGGLE_STUB_SCORE is the public score every submission gets.
+shape, nodata or offline; $KAGGLE_STUB_SCORE is the public score every submission gets.
 """
 
 from __future__ import annotations
@@ -138,6 +138,10 @@ def kernels(args: list[str]) -> None:
             fail(f"Source file not found: {folder / meta['code_file']}")
         if MODE == "quota":
             print("Kernel push error: Maximum weekly GPU quota of 30.00 hours reached.")
+            return
+        if MODE == "shape":
+            print(f"Kernel push error: Accelerator {option(args, '--accelerator')} is not"
+                  " available for this kernel.")  # fmt: skip
             return
         if MODE == "unjoined":
             print("The following are not valid competition sources and could not be added to"

@@ -112,6 +112,8 @@ def test_a_failed_notebook_shows_its_log_and_keeps_it(stub, runner, monkeypatch)
                      "competitions/digit-recognizer/rules"),
         ("quota", "Kaggle refused the push: Maximum weekly GPU quota of 30.00 hours reached.;"
                   " `kaggle quota` shows what is left"),
+        ("shape", "Kaggle refused the push: Accelerator NvidiaTeslaT4 is not available for this"
+                  " kernel.; pick another --kaggle-accelerator"),
         ("offline", "no network (Kaggle could not be reached)"),
         ("no credentials", "no Kaggle credentials found"),
     ],
@@ -129,6 +131,18 @@ def test_a_refused_push_is_one_line_and_leaves_nothing(stub, runner, monkeypatch
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and fragment in err, err
     assert runner.written() == []
+
+
+def test_ctrl_c_while_waiting_leaves_the_notebook_running(stub, runner, monkeypatch):
+    def interrupt(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(remote.time, "sleep", interrupt)
+    code, _, err = runner("--on-kaggle", *TINY, "--run-name", "c")
+    assert code == 2
+    assert "interrupted: stub-user/digit-recogniser-c keeps running on Kaggle" in err
+    assert "python run.py --on-kaggle --report c" in err
+    assert (runner.runs / ".kaggle" / "c" / "kernel.json").exists()  # what attaching reads
 
 
 def test_attaching_needs_a_pushed_run_and_flags_that_travel(stub, runner):
