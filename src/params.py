@@ -75,7 +75,9 @@ PARAMS: dict[str, Param] = {
         "adam", "rmsprop", ("adam", "rmsprop", "sgd"), choice("adam", "rmsprop", "sgd")
     ),  # fmt: skip
     "learning_rate": Param(3e-3, 1e-3, Range(0, low_open=True), log_uniform(3e-4, 3e-2)),
-    "schedule": Param("cosine", "plateau", ("cosine", "plateau"), choice("cosine", "plateau")),
+    "schedule": Param(
+        "cosine", "plateau", ("cosine", "plateau", "exponential"), choice("cosine", "plateau")
+    ),  # fmt: skip
     "batch_size": Param(64, 86, Range(1), choice(32, 64, 128)),
     "label_smoothing": Param(0.0, 0.0, UNIT),
     # Augmentation, in ImageDataGenerator's names and meaning: degrees, +-fraction of the size.

@@ -129,3 +129,28 @@ def test_label_smoothing_is_kerass_one_hot_smoothing_and_survives_saving(tmp_pat
     assert done.returncode == 0, done.stderr[-2000:]
     np.testing.assert_allclose(json.loads(done.stdout.strip().splitlines()[-1]),
                                model.predict(x, verbose=0), rtol=1e-5)  # fmt: skip
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "exponential"])
+@pytest.mark.parametrize("steps_per_epoch, epochs", [(7, 1), (7, 4), (113, 18)])
+def test_both_engines_schedule_is_kerass_own_to_the_bit(schedule, steps_per_epoch, epochs):
+    """`rate_at`, which both engines call, gives Keras's CosineDecay (with its warm-up) and
+    ExponentialDecay (staircase) rates, in float32, at every step of a run and past its end."""
+    import keras
+
+    from src.train.optimizer import DECAY, rate_at
+
+    lr = 3e-3
+    schedules = keras.optimizers.schedules
+    if schedule == "exponential":
+        reference = schedules.ExponentialDecay(lr, steps_per_epoch, DECAY, staircase=True)
+    elif epochs == 1:
+        reference = schedules.CosineDecay(lr, steps_per_epoch)
+    else:
+        decay = steps_per_epoch * (epochs - 1)
+        reference = schedules.CosineDecay(lr / 10, decay, warmup_target=lr,
+                                          warmup_steps=steps_per_epoch)  # fmt: skip
+    steps = np.arange(steps_per_epoch * epochs + 3)
+    ours = np.array([float(rate_at(s, schedule, lr, steps_per_epoch, epochs)) for s in steps])
+    theirs = np.array([float(reference(s)) for s in steps])
+    np.testing.assert_array_equal(ours.astype("float32"), theirs.astype("float32"))

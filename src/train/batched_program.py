@@ -37,7 +37,7 @@ from src.train.device import reset_keras
 from src.train.engine import Job
 from src.train.ensemble import PREDICT_BATCH
 from src.train.fit import crossentropy
-from src.train.optimizer import make_optimizer, warmup_cosine
+from src.train.optimizer import make_optimizer, rate_at
 
 # "matmul": convolutions as patches times a matrix (src/model/matmul_conv.py), a batched GEMM under
 # vmap; "native": Keras's convolutions, grouped convolutions under vmap.
@@ -225,7 +225,8 @@ class BatchedProgram:
         """This model's learning rate at `iteration` (its own steps per epoch)."""
         if self.params["schedule"] == "plateau":
             return plateau_lr
-        return warmup_cosine(iteration, self.params["learning_rate"], steps, self.epochs)
+        p = self.params
+        return rate_at(iteration, p["schedule"], p["learning_rate"], steps, self.epochs)
 
     def _train_step(self, tv, ntv, ov, x, y, lr):
         """One model's stateless Keras train step (vmapped over the models)."""
