@@ -221,7 +221,10 @@ def bring_home(cfg: Config, out_dir: Path, where: dict) -> dict:
             f"--on-kaggle: the notebook's output has no runs/{cfg.run_name}/summary.json; its"
             f" files are in {show(out_dir)}"
         )
-    shutil.copytree(fetched, cfg.run_dir)
+    partial = cfg.runs_dir / f".{cfg.run_name}.fetching"  # renamed whole: never half a folder
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(fetched, partial)
+    partial.rename(cfg.run_dir)
     cfg.submissions_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(cfg.submissions_dir / f"{cfg.run_name}.csv") as tmp:
         shutil.copyfile(out_dir / f"{cfg.run_name}.csv", tmp)
@@ -241,6 +244,8 @@ def run_on_kaggle(cfg: Config) -> None:
     if (cfg.run_dir / "summary.json").exists():
         print(f"{show(cfg.run_dir)}: already home from Kaggle; `python run.py --report"
               f" {cfg.run_name}` rebuilds its page")  # fmt: skip
+        if cfg.submit:
+            _submit(cfg, read_json(cfg.run_dir / "summary.json"))
         return
     if cfg.run_dir.exists():
         raise UserError(
@@ -302,6 +307,11 @@ def run_on_kaggle(cfg: Config) -> None:
           f" {show(cfg.run_dir)}, its submission {show(cfg.submissions_dir / 'submission.csv')}"
           f" {headline(summary)})")  # fmt: skip
     if cfg.submit:
-        from src.review.submit import message_for, submit_and_record
+        _submit(cfg, summary)
 
-        submit_and_record(cfg, message_for(cfg, summary))
+
+def _submit(cfg: Config, summary: dict) -> None:
+    """--submit (and --wait) on the fetched run, as after a local one."""
+    from src.review.submit import message_for, submit_and_record
+
+    submit_and_record(cfg, message_for(cfg, summary))

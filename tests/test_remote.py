@@ -87,6 +87,12 @@ def test_a_run_on_kaggle_comes_home_as_a_local_run(stub, runner, small_dir):
     code, out, _ = runner(*flags)  # the same command again: nothing is pushed or trained
     assert code == 0 and "already home from Kaggle" in out
     assert calls(stub).count("kernels push") == 1
+    code, out, err = runner("--on-kaggle", "--report", "r", "--submit")  # sent as a local run
+    assert code == 0, err
+    assert calls(stub)[-1] == "competitions submit" and "Submission ref: " in out
+    assert (
+        json.loads((runner.runs / "r" / "summary.json").read_text())["kaggle"]["file"] == "r.csv"
+    )
 
 
 def test_a_failed_notebook_shows_its_log_and_keeps_it(stub, runner, monkeypatch):
