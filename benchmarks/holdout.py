@@ -1,7 +1,8 @@
 """Whole runs scored on a Kaggle-size holdout: recipes ranked on digits they never saw.
 
     python -m benchmarks.holdout --data-dir ../shared/data/kaggle [--splits 1] [--holdout 0.1] \
-        [--seed 0] [--rows N] [--no-classic] [--out runs/holdout] [NAME="RUN.PY FLAGS" ...]
+        [--seed 0] [--rows N] [--no-classic] [--out runs/holdout] [--blend A+B ...] \
+        [NAME="RUN.PY FLAGS" ...]
 
 The competition's train.csv is split, stratified and seeded, into a training part and a held-out
 part (Deotte's protocol: 90/10). Each split is written out as a data folder of its own
@@ -14,6 +15,11 @@ public notebook (benchmarks/classic.py) trains on the same training part in the 
 Besides the submission, the models a run leaves are re-combined from their saved test
 probabilities: `folds` (the fold models' average), `full` (the full fits') and `all` (every
 model), so what the submission should average is measured with no extra training.
+
+`--blend A+B[+C...]` (repeatable): the submissions of recipes A, B, ... averaged (each run's
+saved ensemble probabilities, equally weighted), scored as a recipe of its own whose time is
+theirs together: two architectures in one ensemble against two copies of one, with no extra
+training.
 
 `--tta`: each run's submission models (its full fits, else its folds) also predict the held-out
 digits in 8 fixed warps (rotation +-5 degrees, zoom +-5 %, shifts of +-1 pixel along x and y,
@@ -156,6 +162,16 @@ def score_run(run_dir: Path, truth: np.ndarray, classes: np.ndarray) -> dict:
     return scores
 
 
+def blend(run_dirs: list[Path], truth: np.ndarray, classes: np.ndarray) -> dict:
+    """The runs' ensemble probabilities averaged: accuracy and predicted class indices."""
+    probas = []
+    for run_dir in run_dirs:
+        with np.load(run_dir / "ensemble.npz") as z:
+            probas.append(z["test_proba"])
+    predicted = np.mean(probas, axis=0).argmax(axis=1)
+    return {"acc": float(np.mean(predicted == truth)), "predicted": predicted}
+
+
 def run_classic(data, train_rows: np.ndarray, held_out: np.ndarray, seed: int):
     """The classic notebook on the training part: (held-out class indices, seconds)."""
     from benchmarks.classic import fit_classic
@@ -183,6 +199,13 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=None, help="a stratified subset (smoke runs)")
     p.add_argument("--no-classic", action="store_true", help="leave the classic recipe out")
     p.add_argument("--tta", action="store_true", help="also score test-time augmentation")
+    p.add_argument(
+        "--blend",
+        action="append",
+        default=[],
+        metavar="A+B",
+        help="also score the average of these recipes' submissions (repeatable)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "holdout",
                    help="where the split folders and their runs go")  # fmt: skip
     a = p.parse_args()
@@ -203,7 +226,11 @@ def main() -> None:
 
         data = replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
     classes = data.layout.classes
-    names = [*named, *([] if a.no_classic else ["classic"])]
+    for mix in a.blend:
+        unknown = [part for part in mix.split("+") if part not in named]
+        if unknown or "+" not in mix:
+            p.error(f"--blend {mix}: name two or more of the recipes given ({', '.join(named)})")
+    names = [*named, *a.blend, *([] if a.no_classic else ["classic"])]
     results = {name: [] for name in names}  # per split: (scores, seconds)
     splits = split_rows(data.y_train, a.holdout, a.splits, a.seed)
     for s, (train_rows, held_out) in enumerate(splits):
@@ -222,6 +249,15 @@ def main() -> None:
                             if k not in ("acc", "predicted"))  # fmt: skip
             print(f"split {s + 1}/{a.splits} {name}: {scores['acc']:.4f} on {len(held_out)}"
                   f" held-out digits{extra}, {seconds:.0f} s", flush=True)  # fmt: skip
+        for mix in a.blend:
+            parts = mix.split("+")
+            scores = blend(
+                [folder / "runs" / f"{part}-split{s}" for part in parts], truth, classes
+            )
+            seconds = sum(results[part][-1][1] for part in parts)
+            results[mix].append((scores, seconds))
+            print(f"split {s + 1}/{a.splits} {mix}: {scores['acc']:.4f} on {len(held_out)}"
+                  f" held-out digits, {seconds:.0f} s together", flush=True)  # fmt: skip
         if not a.no_classic:
             predicted, seconds = run_classic(data, train_rows, held_out, a.seed + s)
             acc = float(np.mean(predicted == truth))
@@ -249,7 +285,8 @@ def main() -> None:
         label = f"`{name}` ({named[name]})" if name in named else f"`{name}`"
         print(f"| {label} | {acc:.4f} ± {standard_error(acc, n):.4f} | {oof} |"
               f" {' / '.join(mixes) or '-'} | {tta} | {mean_s:.0f} |")  # fmt: skip
-        result += f" {name}_acc={acc:.4f} {name}_s={mean_s:.0f}"
+        key = name.replace("+", "_")
+        result += f" {key}_acc={acc:.4f} {key}_s={mean_s:.0f}"
         if oofs:
             result += f" {name}_oof={np.mean(oofs):.4f}"
         groups = ("folds", "full", "all")[: len(mixes)]

@@ -28,3 +28,19 @@ def test_the_split_is_stratified_disjoint_and_written_as_a_data_folder_run_py_re
     np.testing.assert_array_equal(split.x_test, data.x_train[held_out])
     assert split.test_labels is None  # the run never sees the held-out labels
     assert split.layout.test_ids.tolist() == list(range(1, 801))
+
+
+def test_a_blend_averages_the_runs_submission_probabilities(tmp_path):
+    """Two runs that each get one digit wrong, confidently apart: their average gets both."""
+    from benchmarks.holdout import blend
+
+    truth = np.array([0, 1, 2])
+    runs = []
+    for name, proba in (("a", [[.9, .1, 0], [.6, .4, 0], [0, 0, 1]]),
+                        ("b", [[.4, .6, 0], [0, 1, 0], [0, 0, 1]])):  # fmt: skip
+        (tmp_path / name).mkdir()
+        np.savez(tmp_path / name / "ensemble.npz", test_proba=np.array(proba))
+        runs.append(tmp_path / name)
+    mixed = blend(runs, truth, classes=np.arange(3))
+    assert mixed["acc"] == 1.0 and mixed["predicted"].tolist() == [0, 1, 2]
+    assert blend(runs[:1], truth, np.arange(3))["acc"] == 2 / 3
