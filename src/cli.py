@@ -130,6 +130,8 @@ FLAGS = {
              " --run-name, or with --report RUN, it comes back to that notebook"),
         flag("--kaggle-accelerator", metavar="NAME", default=D.kaggle_accelerator,
              help="the notebook's accelerator, as `kaggle kernels push --accelerator` takes it"),
+        flag("--kaggle-internet", action="store_true",
+             help="turn the notebook's internet on (off by default: the run needs none)"),
         flag("--kaggle-timeout", metavar="SECONDS", type=float, default=D.kaggle_timeout,
              help="how long --on-kaggle waits for the notebook (it keeps running after)"),
         flag("--kaggle-poll", metavar="SECONDS", type=float, default=D.kaggle_poll,
@@ -257,6 +259,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         deterministic=a.deterministic, submit=a.submit, wait=a.wait, wait_timeout=a.wait_timeout,
         message=a.message, competition=a.competition, runs_dir=runs_dir.resolve(),
         submissions_dir=submissions_dir.resolve(), notebook=notebook, on_kaggle=a.on_kaggle,
-        kaggle_accelerator=a.kaggle_accelerator, kaggle_timeout=a.kaggle_timeout,
+        kaggle_accelerator=a.kaggle_accelerator, kaggle_internet=a.kaggle_internet,
+        kaggle_timeout=a.kaggle_timeout,
         kaggle_poll=a.kaggle_poll,
     )  # fmt: skip

@@ -45,6 +45,7 @@ class Config:
     competition: str = "digit-recognizer"
     on_kaggle: bool = False  # train as a Kaggle notebook on its GPU, then fetch the run
     kaggle_accelerator: str = "NvidiaTeslaT4"  # the notebook's machine (kaggle kernels push)
+    kaggle_internet: bool = False  # the notebook's internet (off: it needs none)
     kaggle_timeout: float = 4 * 3600.0  # how long --on-kaggle waits for the notebook
     kaggle_poll: float = 30.0  # seconds between two looks at the notebook's status
     runs_dir: Path = ROOT / "runs"  # per-run artifacts (gitignored)

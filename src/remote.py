@@ -106,7 +106,7 @@ def write_kernel(cfg: Config, user: str, folder: Path) -> str:
     metadata = {
         "id": f"{user}/{slug}", "title": slug, "code_file": f"{slug}.py",
         "language": "python", "kernel_type": "script", "is_private": True,
-        "enable_gpu": True, "enable_tpu": False, "enable_internet": False,
+        "enable_gpu": True, "enable_tpu": False, "enable_internet": cfg.kaggle_internet,
         "competition_sources": [cfg.competition], "dataset_sources": [], "kernel_sources": [],
         "model_sources": [],
     }  # fmt: skip
@@ -121,7 +121,12 @@ def _kaggle(exe: str, *args: str) -> tuple[int, str]:
 
 
 def _refused(what: str, output: str, cfg: Config) -> UserError:
-    return UserError(f"--on-kaggle: {what}: {explain(output, cfg.competition)}")
+    """A failed CLI call in one line: no network, else the CLI's own last line."""
+    said = explain(output, cfg.competition)
+    if not said.startswith("no network"):
+        last = [line.strip() for line in output.strip().splitlines() if line.strip()]
+        said = f"the kaggle CLI said: {last[-1] if last else 'nothing'}"
+    return UserError(f"--on-kaggle: {what}: {said}")
 
 
 def kaggle_user(exe: str, cfg: Config) -> str:

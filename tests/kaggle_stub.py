@@ -29,7 +29,7 @@ Failures as the CLI's main() prints them: an HTTPError's text (`403 Client Error
 hint, `400 Client Error: ...`) or `ConnectionError: ...` with the --debug hint, exit code 1.
 
 State lives in $KAGGLE_STUB_STATE (a folder); $KAGGLE_STUB_MODE is ok, unjoined, limit, quota,
-shape, nodata or offline; $KAGGLE_STUB_SCORE is the public score every submission gets.
+shape, rejected, nodata or offline; $KAGGLE_STUB_SCORE is the public score every submission gets.
 """
 
 from __future__ import annotations
@@ -139,6 +139,9 @@ def kernels(args: list[str]) -> None:
         if MODE == "quota":
             print("Kernel push error: Maximum weekly GPU quota of 30.00 hours reached.")
             return
+        if MODE == "rejected":
+            fail("400 Client Error: Bad Request for url: https://www.kaggle.com/api/i/"
+                 "kernels.KernelsApiService/SaveKernel")  # fmt: skip
         if MODE == "shape":
             print(f"Kernel push error: Accelerator {option(args, '--accelerator')} is not"
                   " available for this kernel.")  # fmt: skip

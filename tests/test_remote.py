@@ -43,6 +43,17 @@ def stub(tmp_path, monkeypatch, sample_frames):
     return tmp_path / "state"
 
 
+def remote_metadata(runner, *flags: str) -> str:
+    """The kernel-metadata.json that `--on-kaggle` with `flags` would push."""
+    import tempfile
+    from pathlib import Path
+
+    cfg = parse_args(["--on-kaggle", *flags, "--run-name", "m", "--runs-dir", str(runner.runs)])
+    with tempfile.TemporaryDirectory() as tmp:
+        remote.write_kernel(cfg, "someone", Path(tmp))
+        return (Path(tmp) / "kernel-metadata.json").read_text()
+
+
 def calls(state) -> list[str]:
     return [" ".join(c.split()[:2]) for c in (state / "calls.log").read_text().splitlines()]
 
@@ -120,6 +131,8 @@ def test_a_failed_notebook_shows_its_log_and_keeps_it(stub, runner, monkeypatch)
                   " `kaggle quota` shows what is left"),
         ("shape", "Kaggle refused the push: Accelerator NvidiaTeslaT4 is not available for this"
                   " kernel.; pick another --kaggle-accelerator"),
+        ("rejected", "kaggle kernels push failed: the kaggle CLI said: 400 Client Error: Bad"
+                     " Request for url"),
         ("offline", "no network (Kaggle could not be reached)"),
         ("no credentials", "no Kaggle credentials found"),
     ],
@@ -169,6 +182,11 @@ def test_the_pushed_flags_are_the_runs_training_settings():
     assert again.training_settings() == cfg.training_settings()
     same = ("overrides", "trials", "timeout", "full_fits", "run_name", "search_epochs")
     assert {k: getattr(again, k) for k in same} == {k: getattr(cfg, k) for k in same}
+
+
+def test_the_notebooks_internet_is_off_unless_asked(runner):
+    assert json.loads(remote_metadata(runner))["enable_internet"] is False
+    assert json.loads(remote_metadata(runner, "--kaggle-internet"))["enable_internet"] is True
 
 
 def test_the_package_holds_run_py_and_every_module():
