@@ -61,7 +61,7 @@ sys.exit(status)
 
 def slug_of(run_name: str) -> str:
     """The kernel's slug (and title): Kaggle's lower-case letters, digits and dashes."""
-    return re.sub(r"[^a-z0-9]+", "-", f"digit-recogniser-{run_name}".lower()).strip("-")[:50]
+    return re.sub(r"[^a-z0-9]+", "-", f"digit-recogniser-{run_name}".lower())[:50].strip("-")
 
 
 def remote_args(cfg: Config) -> list[str]:
