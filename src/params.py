@@ -80,6 +80,8 @@ PARAMS: dict[str, Param] = {
     ),  # fmt: skip
     "batch_size": Param(64, 86, Range(1), choice(32, 64, 128)),
     "label_smoothing": Param(0.0, 0.0, UNIT),
+    # A moving average of the weights (Keras's `use_ema`), what a full fit ends with; 0 = off.
+    "ema_momentum": Param(0.0, 0.0, UNIT),
     # Augmentation, in ImageDataGenerator's names and meaning: degrees, +-fraction of the size.
     "rotation_range": Param(10.0, 10.0, Range(0, 180), uniform(0.0, 20.0), augment=True),
     "zoom_range": Param(0.1, 0.1, UNIT, uniform(0.0, 0.2), augment=True),

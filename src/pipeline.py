@@ -103,7 +103,7 @@ def run(cfg: Config, command: str = "") -> None:
     # Before the run folder exists: a refused run leaves nothing that its rerun would trip on.
     check_augment(cfg.augment, in_model=engine == "batched" or augment_in_model())
     precision, device = configure_device(cfg.precision, engine)
-    check_precision(engine, precision)
+    check_precision(engine, precision, cfg.overrides)
     cfg = replace(cfg, engine=engine, precision=precision)  # what the run folder records
     kept = f"; compiled programs kept in {show(cache)}" if cache else ""
     print(f"device: {device}{kept}", flush=True)

@@ -154,3 +154,26 @@ def test_both_engines_schedule_is_kerass_own_to_the_bit(schedule, steps_per_epoc
     ours = np.array([float(rate_at(s, schedule, lr, steps_per_epoch, epochs)) for s in steps])
     theirs = np.array([float(reference(s)) for s in steps])
     np.testing.assert_array_equal(ours.astype("float32"), theirs.astype("float32"))
+
+
+def test_a_full_fit_with_ema_ends_on_the_weight_average(sample_frames):
+    """`ema_momentum`: the model `fit_model` hands back holds the optimiser's moving average of
+    its weights, not the last step's (Keras swaps them in when fit ends); the batched engine,
+    which keeps no average, refuses it before anything trains."""
+    from src import UserError
+    from src.train.engines import check_precision
+
+    train_df = sample_frames[0]
+    x = train_df.iloc[:640, 1:].to_numpy("uint8").reshape(-1, 28, 28, 1)
+    y = train_df.iloc[:640, 0].to_numpy()
+    keras.utils.set_random_seed(0)
+    params = {**default_params("cnn"), "ema_momentum": 0.9}
+    model = build_model(params)
+    fit.fit_model(model, params, (x, y), None, epochs=2, patience=1, augment="affine", seed=0,
+                  verbose=0)  # fmt: skip
+    averages = model.optimizer._model_variables_moving_average
+    assert model.optimizer.use_ema and len(averages) == len(model.trainable_variables)
+    for var, average in zip(model.trainable_variables, averages, strict=True):
+        np.testing.assert_array_equal(np.asarray(var), np.asarray(average))
+    with pytest.raises(UserError, match="ema_momentum"):
+        check_precision("batched", "float32", (("ema_momentum", 0.9),))

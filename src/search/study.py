@@ -97,7 +97,9 @@ def best_params(study: optuna.Study) -> dict:
         raise UserError(
             f"study {study.study_name!r} has no completed trial yet; run more --trials"
         ) from None
-    return dict(trial.user_attrs["params"])
+    params = trial.user_attrs["params"]
+    # a study from before a hyperparameter was added: that one at its default
+    return {**default_params(params["model"]), **params}
 
 
 def study_summary(study: optuna.Study, seconds: float) -> dict:

@@ -63,13 +63,18 @@ def resolve_engine(requested: str) -> str:
     return requested
 
 
-def check_precision(engine: str, precision: str) -> None:
-    """Refuse float16 in the batched engine: its gradients need loss scaling (Keras's `fit`
-    wraps the optimiser in a LossScaleOptimizer), which the batched engine does not do."""
+def check_precision(engine: str, precision: str, overrides=()) -> None:
+    """Refuse what the batched engine does not do: float16, whose gradients need loss scaling
+    (Keras's `fit` wraps the optimiser in a LossScaleOptimizer), and a weight average."""
     if engine == "batched" and precision == "mixed_float16":
         raise UserError(
             "--engine batched: --precision mixed_float16 needs loss scaling, which this engine"
             " does not do; use --precision mixed_bfloat16"
+        )
+    if engine == "batched" and dict(overrides).get("ema_momentum"):
+        raise UserError(
+            "--engine batched: --set ema_momentum (a weight average) is model.fit's only; use"
+            " --engine sequential, or leave it out"
         )
 
 

@@ -59,7 +59,7 @@ def compile_model(model: keras.Model, params: dict, steps_per_epoch: int, epochs
     """Attach optimiser, loss and metrics (by keyword: positional metrics become loss_weights)."""
     rate = learning_rate(params, steps_per_epoch, epochs)
     model.compile(
-        optimizer=make_optimizer(params["optimizer"], rate),
+        optimizer=make_optimizer(params["optimizer"], rate, params["ema_momentum"]),
         loss=training_loss(params),
         metrics=["accuracy"],
     )

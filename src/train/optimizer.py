@@ -17,17 +17,20 @@ import keras
 from keras import ops
 
 OPTIMIZERS = {
-    "adam": lambda lr: keras.optimizers.Adam(lr),
-    "rmsprop": lambda lr: keras.optimizers.RMSprop(lr),
-    "sgd": lambda lr: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True),
+    "adam": lambda lr, **ema: keras.optimizers.Adam(lr, **ema),
+    "rmsprop": lambda lr, **ema: keras.optimizers.RMSprop(lr, **ema),
+    "sgd": lambda lr, **ema: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, **ema),
 }
 PLATEAU = {"patience": 3, "factor": 0.5, "min_lr": 1e-5, "min_delta": 1e-4}
 DECAY = 0.95  # the `exponential` schedule's factor an epoch
 
 
-def make_optimizer(name: str, learning_rate) -> keras.optimizers.Optimizer:
-    """The optimiser called `name` (the `optimizer` hyperparameter) at `learning_rate`."""
-    return OPTIMIZERS[name](learning_rate)
+def make_optimizer(name: str, learning_rate, ema_momentum: float = 0.0):
+    """The optimiser called `name` (the `optimizer` hyperparameter) at `learning_rate`, keeping
+    a moving average of the weights with `ema_momentum` (0: none), which `model.fit` puts in
+    the model when it ends."""
+    ema = {"use_ema": True, "ema_momentum": ema_momentum} if ema_momentum else {}
+    return OPTIMIZERS[name](learning_rate, **ema)
 
 
 def warmup_cosine(step, learning_rate: float, steps_per_epoch, epochs: int):
