@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 
 import run
 from src.config import ROOT
+from src.review import kaggle_cli
 
 SAMPLE = ROOT / "input" / "sample"
 
@@ -73,3 +76,19 @@ def runner(tmp_path, capsys) -> Runner:
 def copy_sample(tmp_path) -> Path:
     """A writable copy of the whole bundled sample."""
     return Path(shutil.copytree(SAMPLE, tmp_path / "sample"))
+
+
+@pytest.fixture
+def kaggle(tmp_path, monkeypatch):
+    """The stub `kaggle` CLI (tests/kaggle_stub.py) on PATH, credentials present, no waiting
+    between polls; returns its state dir."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub = bin_dir / "kaggle"
+    stub.write_text(f"#!{sys.executable}\n" + (ROOT / "tests" / "kaggle_stub.py").read_text())
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "stub-token")
+    monkeypatch.setenv("KAGGLE_STUB_STATE", str(tmp_path / "state"))
+    monkeypatch.setattr(kaggle_cli, "POLL_S", 0.01)
+    return tmp_path / "state"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 
 import pandas as pd
 import pytest
@@ -15,7 +14,6 @@ import pytest
 import run
 from conftest import Runner, write_slice
 from src.config import ROOT
-from src.review import kaggle_cli
 
 TINY = ["--folds", "2", "--epochs", "2", "--full-fits", "0", "--trials", "0", "--seed", "5"]
 
@@ -30,21 +28,6 @@ def finished(tmp_path_factory, sample_frames):
     code, _, err = runner("--data-dir", str(data), *TINY, "--run-name", "k")
     assert code == 0, err
     return root, runner
-
-
-@pytest.fixture
-def kaggle(tmp_path, monkeypatch):
-    """The stub on PATH, credentials present, no waiting between polls; returns its state dir."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    stub = bin_dir / "kaggle"
-    stub.write_text(f"#!{sys.executable}\n" + (ROOT / "tests" / "kaggle_stub.py").read_text())
-    stub.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    monkeypatch.setenv("KAGGLE_API_TOKEN", "stub-token")
-    monkeypatch.setenv("KAGGLE_STUB_STATE", str(tmp_path / "state"))
-    monkeypatch.setattr(kaggle_cli, "POLL_S", 0.01)
-    return tmp_path / "state"
 
 
 def summary_of(runner, name="k") -> dict:

@@ -6,8 +6,6 @@ every refusal is one line with nothing left behind."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 import zipfile
 from io import BytesIO
 
@@ -21,26 +19,16 @@ from src.cli import parse_args
 from src.config import ROOT
 from src.data.load import Layout
 from src.outputs.submission import check_submission
-from src.review import kaggle_cli
 
 TINY = ["--folds", "2", "--epochs", "1", "--full-fits", "1", "--trials", "0"]
 
 
 @pytest.fixture
-def stub(tmp_path, monkeypatch, sample_frames):
-    """The stub on PATH with credentials, the competition's files it mounts; its state dir."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    exe = bin_dir / "kaggle"
-    exe.write_text(f"#!{sys.executable}\n" + (ROOT / "tests" / "kaggle_stub.py").read_text())
-    exe.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    monkeypatch.setenv("KAGGLE_API_TOKEN", "stub-token")
-    monkeypatch.setenv("KAGGLE_STUB_STATE", str(tmp_path / "state"))
+def stub(kaggle, tmp_path, monkeypatch, sample_frames):
+    """The stub CLI (conftest's `kaggle`) and the competition's files it mounts; its state."""
     monkeypatch.setenv("KAGGLE_STUB_DATA", str(write_slice(tmp_path / "kaggle-data",
                                                            sample_frames, 400, 40)))  # fmt: skip
-    monkeypatch.setattr(kaggle_cli, "POLL_S", 0.01)
-    return tmp_path / "state"
+    return kaggle
 
 
 def remote_metadata(runner, *flags: str) -> str:
