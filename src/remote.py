@@ -32,7 +32,7 @@ from pathlib import Path
 from src import UserError
 from src.config import ROOT, Config
 from src.outputs.files import atomic_path, read_json, show, write_json
-from src.review.kaggle_cli import executable, explain
+from src.review.kaggle_cli import NO_NETWORK, cli_said, executable, offline
 
 DONE = {"COMPLETE"}
 FAILED = {"ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
@@ -120,21 +120,18 @@ def _kaggle(exe: str, *args: str) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
-def _refused(what: str, output: str, cfg: Config) -> UserError:
-    """A failed CLI call in one line: no network, else the CLI's own last line."""
-    said = explain(output, cfg.competition)
-    if not said.startswith("no network"):
-        last = [line.strip() for line in output.strip().splitlines() if line.strip()]
-        said = f"the kaggle CLI said: {last[-1] if last else 'nothing'}"
-    return UserError(f"--on-kaggle: {what}: {said}")
+def _refused(what: str, output: str) -> UserError:
+    """A failed CLI call in one line: no network, else the CLI's own last line (the
+    submission hints of `explain` do not apply to kernels)."""
+    return UserError(f"--on-kaggle: {what}: {NO_NETWORK if offline(output) else cli_said(output)}")
 
 
-def kaggle_user(exe: str, cfg: Config) -> str:
+def kaggle_user(exe: str) -> str:
     """The account the CLI is logged in as (`kaggle config view`)."""
     code, out = _kaggle(exe, "config", "view")
     found = re.search(r"^- username: (\S+)", out, re.MULTILINE)
     if code or not found or found.group(1) == "None":
-        raise _refused("kaggle config view named no user", out, cfg)
+        raise _refused("kaggle config view named no user", out)
     return found.group(1)
 
 
@@ -159,16 +156,16 @@ def push(exe: str, cfg: Config, folder: Path) -> dict:
     pushed = re.search(r"^Kernel version (\d+) successfully pushed\.\s+Please check progress"
                        r" at (\S+)", out, re.MULTILINE)  # fmt: skip
     if code or not pushed:
-        raise _refused("kaggle kernels push failed", out, cfg)
+        raise _refused("kaggle kernels push failed", out)
     return {"version": int(pushed.group(1)), "url": pushed.group(2)}
 
 
-def status(exe: str, ref: str, cfg: Config) -> tuple[str, str]:
+def status(exe: str, ref: str) -> tuple[str, str]:
     """(state, failure message) from `kaggle kernels status`, e.g. ("RUNNING", "")."""
     code, out = _kaggle(exe, "kernels", "status", ref)
     found = re.search(r'has status "(?:KernelWorkerStatus\.)?([A-Z_]+)"', out)
     if code or not found:
-        raise _refused(f"kaggle kernels status {ref} failed", out, cfg)
+        raise _refused(f"kaggle kernels status {ref} failed", out)
     failure = re.search(r'^Failure message: "(.*)"$', out, re.MULTILINE)
     return found.group(1), failure.group(1) if failure else ""
 
@@ -178,7 +175,7 @@ def wait(exe: str, ref: str, cfg: Config, url: str) -> tuple[str, str]:
     start = time.monotonic()
     last = ""
     while True:
-        state, failure = status(exe, ref, cfg)
+        state, failure = status(exe, ref)
         if state in DONE | FAILED:
             return state, failure
         waited = time.monotonic() - start
@@ -204,13 +201,13 @@ def read_log(path: Path) -> str:
         return text
 
 
-def fetch(exe: str, ref: str, cfg: Config, out_dir: Path) -> str:
+def fetch(exe: str, ref: str, out_dir: Path) -> str:
     """`kaggle kernels output` into `out_dir` (emptied first); the kernel's log as text."""
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     code, out = _kaggle(exe, "kernels", "output", ref, "-p", str(out_dir))
     if code:
-        raise _refused(f"kaggle kernels output {ref} failed", out, cfg)
+        raise _refused(f"kaggle kernels output {ref} failed", out)
     return read_log(out_dir / f"{ref.split('/')[1]}.log")
 
 
@@ -272,7 +269,7 @@ def run_on_kaggle(cfg: Config) -> None:
         from src.outputs.checks import check_outputs
 
         check_outputs(cfg)
-        user = kaggle_user(exe, cfg)
+        user = kaggle_user(exe)
         with tempfile.TemporaryDirectory() as tmp:  # a refused push leaves nothing behind
             ref = write_kernel(cfg, user, Path(tmp) / "push")
             pushed = push(exe, cfg, Path(tmp) / "push")
@@ -291,7 +288,7 @@ def run_on_kaggle(cfg: Config) -> None:
             f"interrupted: {kernel['ref']} keeps running on Kaggle; run the same command again"
             f" (or `python run.py --on-kaggle --report {cfg.run_name}`) to come back to it"
         ) from None
-    log = fetch(exe, kernel["ref"], cfg, home / "output")
+    log = fetch(exe, kernel["ref"], home / "output")
     if state in FAILED:
         state_file.rename(home / f"kernel-{state.lower()}-v{kernel['version']}.json")
         lines = log.strip().splitlines()[-LOG_TAIL:]

@@ -78,21 +78,35 @@ def remaining_today(exe: str, competition: str) -> int | None:
     return int(found.group(1)) if done.returncode == 0 and found else None
 
 
-def explain(output: str, competition: str, exe: str | None = None) -> str:
-    """What to do about a failed kaggle call, from what it printed (and, for a refusal, from
-    the day's remaining submissions: the CLI prints no reason for a 400)."""
+NO_NETWORK = "no network (Kaggle could not be reached); try again when online"
+
+
+def offline(output: str) -> bool:
+    """Whether a failed kaggle call's output says Kaggle could not be reached."""
     text = output.lower()
-    if any(w in text for w in ("connectionerror", "max retries", "name resolution",
-                               "temporary failure", "network is unreachable")):  # fmt: skip
-        return "no network (Kaggle could not be reached); try again when online"
+    return any(w in text for w in ("connectionerror", "max retries", "name resolution",
+                                   "temporary failure", "network is unreachable"))  # fmt: skip
+
+
+def cli_said(output: str) -> str:
+    """The CLI's last line, as a failure's reason."""
+    last = [line for line in output.strip().splitlines() if line.strip()]
+    return f"the kaggle CLI said: {last[-1].strip() if last else 'nothing'}"
+
+
+def explain(output: str, competition: str, exe: str | None = None) -> str:
+    """What to do about a failed submission call, from what it printed (and, for a refusal,
+    from the day's remaining submissions: the CLI prints no reason for a 400)."""
+    if offline(output):
+        return NO_NETWORK
+    text = output.lower()
     refused = any(code in text for code in ("400 client error", "403 client error", "429"))
     if refused and exe is not None and remaining_today(exe, competition) == 0:
         return "the daily submission limit is reached; submit again tomorrow"
     if refused or "accept its rules" in text:
         rules = f"https://www.kaggle.com/competitions/{competition}/rules"
         return f"join the competition and accept its rules at {rules}, then submit again"
-    last = [line for line in output.strip().splitlines() if line.strip()]
-    return f"the kaggle CLI said: {last[-1].strip() if last else 'nothing'}"
+    return cli_said(output)
 
 
 def submit(path: Path, message: str, competition: str) -> int | None:
