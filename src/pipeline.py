@@ -96,14 +96,14 @@ def run(cfg: Config, command: str = "") -> None:
     import_keras()
     from src.model.augment.layers import check_augment
     from src.train.device import augment_in_model, configure_determinism, configure_device
-    from src.train.engines import check_precision, keep_compiled_programs, resolve_engine
+    from src.train.engines import check_engine_settings, keep_compiled_programs, resolve_engine
 
     cache = keep_compiled_programs(cfg.runs_dir)
     engine = resolve_engine(cfg.engine)
     # Before the run folder exists: a refused run leaves nothing that its rerun would trip on.
     check_augment(cfg.augment, in_model=engine == "batched" or augment_in_model())
     precision, device = configure_device(cfg.precision, engine)
-    check_precision(engine, precision, cfg.overrides)
+    check_engine_settings(engine, precision, cfg.overrides)
     cfg = replace(cfg, engine=engine, precision=precision)  # what the run folder records
     kept = f"; compiled programs kept in {show(cache)}" if cache else ""
     print(f"device: {device}{kept}", flush=True)

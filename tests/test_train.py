@@ -20,6 +20,12 @@ from src.params import default_params
 from src.train import device, fit
 
 
+def first_digits(sample_frames, n: int):
+    """The sample's first `n` training images (uint8, 28x28x1) and labels."""
+    train = sample_frames[0].iloc[:n]
+    return train.iloc[:, 1:].to_numpy("uint8").reshape(-1, 28, 28, 1), train.iloc[:, 0].to_numpy()
+
+
 @pytest.fixture
 def in_model(monkeypatch):
     """Augment in the model, as on a GPU: both the run's check and `fit_model` see it."""
@@ -28,9 +34,7 @@ def in_model(monkeypatch):
 
 
 def test_in_model_augmentation_trains_and_leaves_the_model_bare(in_model, sample_frames):
-    train_df = sample_frames[0]
-    x = train_df.iloc[:1500, 1:].to_numpy("uint8").reshape(-1, 28, 28, 1)
-    y = train_df.iloc[:1500, 0].to_numpy()
+    x, y = first_digits(sample_frames, 1500)
     keras.utils.set_random_seed(0)
     params = {**default_params("cnn"), "elastic_alpha": 34.0}
     model = build_model(params)
@@ -161,11 +165,9 @@ def test_a_full_fit_with_ema_ends_on_the_weight_average(sample_frames):
     its weights, not the last step's (Keras swaps them in when fit ends); the batched engine,
     which keeps no average, refuses it before anything trains."""
     from src import UserError
-    from src.train.engines import check_precision
+    from src.train.engines import check_engine_settings
 
-    train_df = sample_frames[0]
-    x = train_df.iloc[:640, 1:].to_numpy("uint8").reshape(-1, 28, 28, 1)
-    y = train_df.iloc[:640, 0].to_numpy()
+    x, y = first_digits(sample_frames, 640)
     keras.utils.set_random_seed(0)
     params = {**default_params("cnn"), "ema_momentum": 0.9}
     model = build_model(params)
@@ -176,4 +178,4 @@ def test_a_full_fit_with_ema_ends_on_the_weight_average(sample_frames):
     for var, average in zip(model.trainable_variables, averages, strict=True):
         np.testing.assert_array_equal(np.asarray(var), np.asarray(average))
     with pytest.raises(UserError, match="ema_momentum"):
-        check_precision("batched", "float32", (("ema_momentum", 0.9),))
+        check_engine_settings("batched", "float32", (("ema_momentum", 0.9),))

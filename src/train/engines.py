@@ -63,7 +63,7 @@ def resolve_engine(requested: str) -> str:
     return requested
 
 
-def check_precision(engine: str, precision: str, overrides=()) -> None:
+def check_engine_settings(engine: str, precision: str, overrides=()) -> None:
     """Refuse what the batched engine does not do: float16, whose gradients need loss scaling
     (Keras's `fit` wraps the optimiser in a LossScaleOptimizer), and a weight average."""
     if engine == "batched" and precision == "mixed_float16":
