@@ -1,6 +1,6 @@
 """Model compute efficiency: FLOPs per training image x images/s, against this CPU's fp32 peak.
 
-    python -m benchmarks.flops [--epochs 3] [--rows 6400]
+    python -m benchmarks.flops [--epochs 3] [--rows 6400] [--set KEY=VALUE ...]
 
 - FLOPs: TensorFlow's profiler counts the default model's forward pass for one image; a training
   step costs about 3x that (forward, plus backward for activations and for weights).
@@ -16,6 +16,9 @@ On a GPU (`KERAS_BACKEND=jax` where TensorFlow is not installed) the same figure
 XLA's cost analysis, the variants are float32, mixed_float16 (what run.py uses on a GPU) and
 mixed_bfloat16 (JAX always compiles with XLA), the matmuls are 8192^2, and the nominal peak is the
 card's datasheet figure (`--peak-tflops`, default: H100/H200 SXM dense FP16 tensor, 989).
+`--set` measures another shape of the model (run.py's `--set`, e.g. `filters=16`). The CPU's
+vector features (AVX2, AVX-512 and its BF16, AMX) are printed and in the RESULT line, since the
+same figures differ by machine.
 Ends with `RESULT flops_per_image=... fp32_img_s=... fp32_gflops=... peak_gflops=...
 matmul_gflops=... utilisation=... xla_ratio=... bf16_ratio=...`.
 """
@@ -34,7 +37,7 @@ from benchmarks.throughput import EpochTimes
 from src.config import ROOT
 from src.data.load import load_digits
 from src.model.cnn import build_model
-from src.params import default_params
+from src.params import default_params, parse_override
 from src.train.device import BACKEND, accelerator, configure_device
 from src.train.fit import compile_model
 
@@ -105,6 +108,20 @@ def matmul_gflops(dtype, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def cpu_features() -> tuple[str, str]:
+    """(the CPU's model name and its vector features in words, the widest as a RESULT token)."""
+    info = Path("/proc/cpuinfo").read_text()
+    flags = set(next((line.split(":")[1] for line in info.splitlines()
+                      if line.startswith("flags")), "").split())  # fmt: skip
+    model = next((line.split(":")[1].strip() for line in info.splitlines()
+                  if line.startswith("model name")), "unknown CPU")  # fmt: skip
+    named = [name for flag, name in (("avx2", "AVX2"), ("avx512f", "AVX-512"),
+             ("avx512_bf16", "AVX512_BF16"), ("amx_bf16", "AMX")) if flag in flags]  # fmt: skip
+    widest = {"AMX": "amx", "AVX512_BF16": "avx512", "AVX-512": "avx512", "AVX2": "avx2"}
+    token = next((widest[n] for n in reversed(named)), "none")
+    return f"{model}, {', '.join(named) or 'no AVX2'}{'' if 'AMX' in named else ', no AMX'}", token
+
+
 def clock_ghz() -> float:
     mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
            if line.startswith("cpu MHz")]  # fmt: skip
@@ -118,18 +135,22 @@ def main() -> None:
     p.add_argument("--flops-per-cycle", type=int, default=64, help="FP32, per core (Zen 5: 64)")
     p.add_argument("--peak-tflops", type=float, default=989.0, help="GPU: datasheet FP16 peak")
     p.add_argument("--batch-size", type=int, default=0, help="default: the model's (64)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a hyperparameter of the measured model, as run.py's --set")  # fmt: skip
     args = p.parse_args()
     configure_device()
     env = "" if BACKEND == "tensorflow" else f"KERAS_BACKEND={BACKEND} "
     print(f"command: {env}python -m benchmarks.flops --epochs {args.epochs} --rows {args.rows}"
-          + (f" --batch-size {args.batch_size}" if args.batch_size else ""))  # fmt: skip
+          + (f" --batch-size {args.batch_size}" if args.batch_size else "")
+          + "".join(f" --set {text}" for text in args.set))  # fmt: skip
     params = default_params("cnn")
+    params.update(parse_override(text, "cnn") for text in args.set)
     if args.batch_size:
         params["batch_size"] = args.batch_size
     forward = forward_flops(params)
     per_image = 3 * forward
-    print(f"default model: {forward / 1e6:.1f} MFLOPs forward per image,"
-          f" ~{per_image / 1e6:.1f} MFLOPs per training image")  # fmt: skip
+    print(f"model ({', '.join(args.set) or 'defaults'}): {forward / 1e6:.1f} MFLOPs forward"
+          f" per image, ~{per_image / 1e6:.1f} MFLOPs per training image")  # fmt: skip
 
     data = load_digits(ROOT / "input" / "sample")
     x, y = data.x_train[: args.rows].astype("float32"), data.y_train[: args.rows]
@@ -140,6 +161,8 @@ def main() -> None:
                 "bf16": ("mixed_bfloat16", False)}  # fmt: skip
     speed = measure_variants(x, y, params, args.epochs, variants, per_image, unit="GFLOP")
 
+    cpu, simd = cpu_features()
+    print(f"CPU: {cpu}")
     cores = os.cpu_count()
     peak = cores * clock_ghz() * args.flops_per_cycle
     matmul32, matmul16 = matmul_gflops(xp.float32), matmul_gflops(xp.bfloat16)
@@ -153,7 +176,7 @@ def main() -> None:
           f" fp32_gflops={achieved:.1f} peak_gflops={peak:.0f} matmul_gflops={matmul32:.0f}"
           f" bf16_matmul_gflops={matmul16:.0f} utilisation={achieved / matmul32:.3f}"
           f" xla_ratio={speed['xla'] / speed['fp32']:.2f}"
-          f" bf16_ratio={speed['bf16'] / speed['fp32']:.2f}")  # fmt: skip
+          f" bf16_ratio={speed['bf16'] / speed['fp32']:.2f} cpu_simd={simd}")  # fmt: skip
 
 
 def measure_variants(x, y, params, epochs: int, variants: dict, per_image: int, unit: str):

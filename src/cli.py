@@ -68,7 +68,8 @@ FLAGS = {
              help="augmentation: one-pass affine warp, Keras preprocessing layers,"
              " ImageDataGenerator, or none"),
         flag("--set", metavar="KEY=VALUE", action="append", default=[],
-             help="override one hyperparameter (repeatable), e.g. --set filters=48"),
+             help="override one hyperparameter (repeatable), e.g. --set filters=48; a search"
+             " holds it in every trial and draws the rest"),
         flag("--engine", choices=ENGINES, default=D.engine,
              help="sequential (one model.fit after another) or batched (all models in one JAX"
              " program); auto: batched on a JAX GPU"),

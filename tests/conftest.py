@@ -16,6 +16,10 @@ from src.config import ROOT
 from src.review import kaggle_cli
 
 SAMPLE = ROOT / "input" / "sample"
+# The network the tests train: the default CNN at a quarter of its width (`filters` is a --set
+# knob like any other), a fraction of its cost; the tests of the architectures themselves
+# build them unchanged.
+NARROW = ["--set", "filters=8"]
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,11 @@ def sample(n: int):
     return data
 
 
+def narrow(**changes) -> dict:
+    """The tests' network (conftest.NARROW: the default CNN at a quarter of its width)."""
+    return {**default_params("cnn"), "filters": 8, **changes}
+
+
 def furthest(a, b) -> float:
     """The largest absolute difference between two lists of arrays, element by element."""
     return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))
@@ -48,7 +53,7 @@ def steps() -> dict:
     for rounding it turns float noise into whole steps, which hides real differences.
     """
     data = sample(640)
-    params = {**default_params("cnn"), "optimizer": "sgd"}  # dropout, BatchNorm, warp: on
+    params = narrow(optimizer="sgd")  # dropout, BatchNorm, warp: on
     rng = np.random.default_rng(0)
     batches = [rng.choice(640, 64, replace=False).astype(np.int32) for _ in range(4)]
     rows = np.arange(640)
@@ -92,7 +97,7 @@ def scan_epoch() -> dict:
     data = sample(192)
     jobs = [Job("b", np.arange(128), None, 2), Job("a", np.arange(192), None, 1),
             Job("c", np.arange(192), None, 3)]  # fmt: skip
-    params = {**default_params("cnn"), "optimizer": "sgd"}  # see `steps` on Adam
+    params = narrow(optimizer="sgd")  # see `steps` on Adam
     ends, segments = {}, {}
     for way in ("steps", "scan", "scan_no_tail"):
         program = BatchedProgram(params, data, jobs, augment="affine", epochs=2,
@@ -123,7 +128,7 @@ def orders() -> dict:
     each epoch, a new order each epoch, and its steps ceil(rows / batch)."""
     data = sample(1000)
     jobs = fold_jobs(data.y_train, 3, 5)
-    program = BatchedProgram(default_params("cnn"), data, jobs, augment="affine", epochs=2)
+    program = BatchedProgram(narrow(), data, jobs, augment="affine", epochs=2)
     c = program.const
     out = {"subset": True, "covers": True, "steps_ok": True, "reshuffled": True}
     epochs = [np.asarray(program.orders(c["keys"], c["rows"], c["n_rows"], e)) for e in (0, 1)]
@@ -149,7 +154,7 @@ def early_stopping() -> dict:
     val = np.arange(320, 640)
     data.y_train[val] = rng.permutation(data.y_train[val])
     jobs = [Job("fold_1", np.arange(320), val, 3), Job("full_1", np.arange(320), None, 4)]
-    engine = BatchedEngine(default_params("cnn"), data, epochs=8, patience=2, augment="none",
+    engine = BatchedEngine(narrow(), data, epochs=8, patience=2, augment="none",
                            verbose=0)  # fmt: skip
     done = {}
 
@@ -182,7 +187,7 @@ def precision() -> dict:
     configure_device("mixed_bfloat16")
     data = sample(128)
     jobs = [Job("a", np.arange(128), None, 1), Job("b", np.arange(128), None, 2)]
-    engine = BatchedEngine(default_params("cnn"), data, epochs=1, patience=1, augment="affine",
+    engine = BatchedEngine(narrow(), data, epochs=1, patience=1, augment="affine",
                            verbose=0, predict_test=False)  # fmt: skip
     done = {}
     engine.train(jobs, lambda t: done.update({t.job.name: (convs(t.model), t.history["loss"])}))

@@ -97,9 +97,10 @@ class Connections:
 
 
 def run_workers(server: str, data_dir: Path, workers: int, trials: int, out: Path,
-                storage: str = "", study_name: str = "many") -> dict:  # fmt: skip
+                storage: str = "", study_name: str = "many",
+                extra: tuple = ()) -> dict:  # fmt: skip
     """Start `workers` search workers together on a study in `storage` (default: a new empty
-    schema, dropped afterwards); what happened, as a dict."""
+    schema, dropped afterwards), with `extra` run.py flags; what happened, as a dict."""
     schema = ""
     if not storage:
         storage, schema = in_new_schema(server)
@@ -108,7 +109,7 @@ def run_workers(server: str, data_dir: Path, workers: int, trials: int, out: Pat
     cmd = [sys.executable, str(ROOT / "run.py"), "--data-dir", str(data_dir), "--folds", "2",
            "--search-epochs", "1", "--search-only", "--trials", str(trials), "--storage",
            storage, "--study-name", study_name, "--runs-dir", str(out / "runs"),
-           "--submissions-dir", str(out / "subs")]  # fmt: skip
+           "--submissions-dir", str(out / "subs"), *extra]  # fmt: skip
     start = time.perf_counter()
     with watch:
         procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -18,13 +18,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import write_slice
+from conftest import NARROW, write_slice
 from src.config import ROOT
 
-JAX_ENV = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT),
-           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+# XLA's CPU compiler without its costly LLVM passes: the children compile their programs in
+# about half the time; what the tests check is what the programs compute, not how fast.
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+JAX_ENV = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+           "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()}  # fmt: skip
 FLAGS = ["--folds", "2", "--epochs", "5", "--full-fits", "0", "--trials", "0", "--seed", "3",
-         "--engine", "batched"]  # fmt: skip
+         "--engine", "batched", *NARROW]  # fmt: skip
 CHECKS = ("steps", "scan_epoch", "orders", "early_stopping", "precision")  # tests/jax_checks.py
 
 
@@ -173,13 +176,13 @@ def test_batched_run_trains_every_fold_and_says_so(uninterrupted, data_dir):
     assert engine["first_epoch_s"] + 4 * engine["median_epoch_s"] == pytest.approx(
         engine["epochs_s"], rel=0.5)  # fmt: skip
     assert engine["setup_s"] + engine["epochs_s"] + engine["handover_s"] < summary["seconds"]
-    assert summary["oof_accuracy"] > 0.6  # chance is 0.1
+    assert summary["oof_accuracy"] > 0.3  # chance is 0.1
     for fold in (1, 2):
         history = json.loads((run / f"fold_{fold}" / "history.json").read_text())
         assert len(history["val_loss"]) == 5
     sub = pd.read_csv(out / "subs" / "submission.csv")
     truth = pd.read_csv(data_dir / "solution.csv")["Label"]
-    assert (sub["Label"] == truth).mean() > 0.6
+    assert (sub["Label"] == truth).mean() > 0.3
     assert not (run / "checkpoint.npz").exists()  # removed once every model is saved
     # a fold's model.keras is a plain Keras model that predicts what the run recorded
     check = (

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 
 import run
-from conftest import Runner, write_slice
+from conftest import NARROW, Runner, write_slice
 from src.config import ROOT
 
-TINY = ["--folds", "2", "--epochs", "2", "--full-fits", "0", "--trials", "0", "--seed", "5"]
+TINY = ["--folds", "2", "--epochs", "2", "--full-fits", "0", "--trials", "0", "--seed", "5",
+        *NARROW]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import Runner, write_slice
+from conftest import NARROW, Runner, write_slice
 from src.config import ROOT
 
-FLAGS = ["--folds", "2", "--epochs", "5", "--trials", "0", "--seed", "7", "--deterministic"]
+FLAGS = ["--folds", "2", "--epochs", "5", "--full-fits", "1", "--trials", "0", "--seed", "7",
+         "--deterministic", *NARROW]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,10 @@ def test_run_writes_a_valid_submission_that_beats_chance(tiny, capsys):
     assert (ensemble["test_proba"].argmax(1) == sub["Label"]).all()
     # the summary a person reads: fold scores, OOF, answer-key accuracy, how to submit
     assert "fold 2/2" in out and "Epoch 5/5" in out
-    # after each model's first epoch, the time the run has left (2 folds, 3 full fits)
-    assert len(re.findall(r"── time left: at most (\d+ min )?\d+ s \(", out)) == 5
+    # after each model's first epoch, the time the run has left (2 folds, 1 full fit)
+    assert len(re.findall(r"── time left: at most (\d+ min )?\d+ s \(", out)) == 3
+    assert "full fit 1/1: train on all 1200 rows, 5 epochs" in out
+    assert "ensemble: the average of 1 full-data model (trained on every training row)" in out
     assert f"out-of-fold accuracy: {summary['oof_accuracy']:.4f}" in out
     assert f"test accuracy on solution.csv: {summary['test_accuracy']:.4f}" in out
     assert "kaggle competitions submit -c digit-recognizer -f" in out
@@ -123,30 +126,33 @@ def test_set_overrides_reach_the_trained_params(tiny, capsys):
 
 
 def test_full_fits_train_on_every_row_and_make_the_submission(tiny, capsys):
+    """Run a's full fit is its submission; without full fits the folds' average is, and the
+    folds are the same either way (the full fit is extra, it does not change them)."""
     runner, data = tiny
-    flags = ["--data-dir", str(data), *FLAGS, "--full-fits", "1", "--run-name", "full"]
-    code, out, err = call(runner, capsys, *flags)
-    assert code == 0, err
-    assert "full fit 1/1: train on all 1200 rows, 5 epochs" in out
-    assert "ensemble: the average of 1 full-data model (trained on every training row)" in out
-    run = runner.runs / "full"
+    run = runner.runs / "a"
     full = np.load(run / "full_1" / "predictions.npz")["test_proba"]
     folds = [np.load(run / f"fold_{k}" / "predictions.npz")["test_proba"] for k in (1, 2)]
-    ensemble = np.load(run / "ensemble.npz")["test_proba"]
-    np.testing.assert_array_equal(ensemble, full)  # the submission is the full fit's
+    np.testing.assert_array_equal(np.load(run / "ensemble.npz")["test_proba"], full)
     assert not np.allclose(full, np.mean(folds, axis=0))
-    sub = pd.read_csv(runner.subs / "full.csv")
+    sub = pd.read_csv(runner.subs / "a.csv")
     assert (sub["Label"].to_numpy() == full.argmax(1)).all()
     history = json.loads((run / "full_1" / "history.json").read_text())
     assert len(history["loss"]) == 5 and "val_loss" not in history  # no rows held out
     summary = json.loads((run / "summary.json").read_text())
     assert [f["epochs"] for f in summary["full_fits"]] == [5]
-    # the folds are the same as run a's: the full fit is extra, it does not change them
-    a = np.load(runner.runs / "a" / "ensemble.npz")["oof_proba"]
-    np.testing.assert_array_equal(np.load(run / "ensemble.npz")["oof_proba"], a)
+
+    flags = ["--data-dir", str(data), *FLAGS, "--full-fits", "0", "--run-name", "folds-only"]
+    code, out, err = call(runner, capsys, *flags)
+    assert code == 0, err
+    assert "full fit 1/" not in out and "ensemble: the average of 2 fold models" in out
+    only = runner.runs / "folds-only"
+    with np.load(only / "ensemble.npz") as z:
+        np.testing.assert_array_equal(z["oof_proba"], np.load(run / "ensemble.npz")["oof_proba"])
+        np.testing.assert_allclose(z["test_proba"], np.mean(folds, axis=0), rtol=1e-6)
+    assert not (only / "full_1").exists()
 
     model = (run / "full_1" / "model.keras").stat().st_mtime_ns
-    code, out, err = call(runner, capsys, *flags)
+    code, out, err = call(runner, capsys, "--data-dir", str(data), *FLAGS, "--run-name", "a")
     assert code == 0, err
     assert "full fit 1/1: finished in an earlier run, skipped" in out
     assert (run / "full_1" / "model.keras").stat().st_mtime_ns == model
@@ -162,7 +168,7 @@ def test_no_folds_trains_only_the_full_fits(tiny, capsys):
     assert not list(run.glob("fold_*"))
     full = np.load(run / "full_1" / "predictions.npz")["test_proba"]
     # same seed and flags: bit for bit the full fit of the run with folds (deterministic)
-    with_folds = np.load(runner.runs / "full" / "full_1" / "predictions.npz")["test_proba"]
+    with_folds = np.load(runner.runs / "a" / "full_1" / "predictions.npz")["test_proba"]
     np.testing.assert_array_equal(full, with_folds)
     with np.load(run / "ensemble.npz") as z:
         assert "oof_proba" not in z.files and len(z["wrong_rows"]) == 0

@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import write_slice
+from conftest import NARROW, write_slice
 from src import remote
 from src.cli import parse_args
 from src.config import ROOT
 from src.data.load import Layout
 from src.outputs.submission import check_submission
 
-TINY = ["--folds", "2", "--epochs", "1", "--full-fits", "1", "--trials", "0"]
+TINY = ["--folds", "2", "--epochs", "1", "--full-fits", "1", "--trials", "0", *NARROW]
 
 
 @pytest.fixture

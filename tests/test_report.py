@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import Runner, write_slice
+from conftest import NARROW, Runner, write_slice
 from src.outputs.submission import compare_with_previous, digit_recognizer, make_submission
 
-TINY = ["--folds", "2", "--epochs", "2", "--trials", "0", "--seed", "7", "--full-fits", "1"]
+TINY = ["--folds", "2", "--epochs", "2", "--trials", "0", "--seed", "7", "--full-fits", "1",
+        *NARROW]  # fmt: skip
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -72,8 +73,8 @@ def test_report_shows_the_runs_numbers_and_valid_images(finished, printed):
         assert f"<td>{line}</td>" in page
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["command"] in html.unescape(page)
-    assert json.loads((run_dir / "config.json").read_text())["params"]["filters"] == 32
-    assert '"filters": 32' in page  # the config shown is the one that trained
+    assert json.loads((run_dir / "config.json").read_text())["params"]["filters"] == 8  # --set
+    assert '"filters": 8' in page  # the config shown is the one that trained
     assert "The submission averages 1 full-data model" in page
     assert "<th>full fit</th>" in page
 

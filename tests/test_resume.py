@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Runner, write_slice
+from conftest import NARROW, Runner, write_slice
 from src.config import ROOT
 
 FLAGS = ["--folds", "2", "--epochs", "3", "--full-fits", "2", "--trials", "0", "--seed", "11",
-         "--deterministic"]  # fmt: skip
+         "--deterministic", *NARROW]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import optuna
 import pytest
 
 import run
-from conftest import Runner, write_slice
+from conftest import NARROW, Runner, write_slice
 from src.config import ROOT, Config
 from src.data.load import load_digits
 from src.params import SEARCHED, default_params
@@ -26,7 +26,8 @@ from src.search import worker
 from src.search.plots import save_study_plots
 from src.train import sequential
 
-TINY = ["--folds", "2", "--epochs", "1", "--search-epochs", "2", "--seed", "3", "--full-fits", "0"]
+TINY = ["--folds", "2", "--epochs", "1", "--search-epochs", "2", "--seed", "3", "--full-fits", "0",
+        *NARROW]  # fmt: skip
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -52,8 +53,10 @@ def test_three_trial_search_feeds_the_ensemble_and_plots(searched, capsys):
     assert code == 0, err
     study = optuna.load_study(study_name="s", storage=storage)
     assert len(study.get_trials(states=studies.FINISHED)) == 3
-    assert study.trials[0].user_attrs["params"] == default_params("cnn")  # defaults go first
-    assert sorted(study.trials[1].params) == sorted(SEARCHED)
+    # defaults go first; --set holds its keys in every trial, and the sampler does not draw them
+    assert study.trials[0].user_attrs["params"] == {**default_params("cnn"), "filters": 8}
+    assert sorted(study.trials[1].params) == sorted(set(SEARCHED) - {"filters"})
+    assert {t.user_attrs["params"]["filters"] for t in study.trials} == {8}
     run = runner.runs / "r"
     best = json.loads((run / "best_params.json").read_text())
     assert best == study.best_trial.user_attrs["params"]

@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
-from conftest import Runner, write_slice
+from conftest import NARROW, Runner, write_slice
 from src.config import ROOT, Config
 from src.search import study as studies
 from src.search.storage import sql_engine, with_driver
@@ -34,7 +34,8 @@ if os.environ.get("DIGITS_REQUIRE_POSTGRES") and not SERVER:
 pytestmark = pytest.mark.skipif(
     not SERVER, reason="DIGITS_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL)"
 )
-TINY = ["--folds", "2", "--epochs", "1", "--search-epochs", "1", "--seed", "5", "--full-fits", "0"]
+TINY = ["--folds", "2", "--epochs", "1", "--search-epochs", "1", "--seed", "5", "--full-fits", "0",
+        *NARROW]  # fmt: skip
 States = optuna.trial.TrialState
 
 
@@ -199,7 +200,7 @@ def test_workers_started_together_fill_the_study_exactly_and_let_go(tmp_path, da
     trials, on an empty and on an existing database)."""
     from stress_workers import run_workers
 
-    r = run_workers(SERVER, data_dir, workers=4, trials=6, out=tmp_path)
+    r = run_workers(SERVER, data_dir, workers=4, trials=6, out=tmp_path, extra=tuple(NARROW))
     assert (r["finished"], r["distinct_params"], r["exit_codes"], r["errors"]) == (6, 6, [0], 0)
     assert r["connections_peak"] >= r["connections_before"] + 4  # every worker was connected
     assert r["connections_after"] == r["connections_before"]

@@ -22,7 +22,7 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 TAKEN = (*FINISHED, optuna.trial.TrialState.RUNNING)  # trials that count against the cap
 
 
-def draw_params(trial: optuna.Trial, seed: int) -> dict:
+def draw_params(trial: optuna.Trial, seed: int, fixed: dict | None = None) -> dict:
     """`suggest_params` with the study's sampler seeded by this trial's number.
 
     Trial numbers are unique in a study, so two processes that opened it at the same moment
@@ -30,19 +30,23 @@ def draw_params(trial: optuna.Trial, seed: int) -> dict:
     a one-process search draws the same.
     """
     trial.study.sampler = optuna.samplers.TPESampler(seed=seed + trial.number)
-    return suggest_params(trial)
+    return suggest_params(trial, fixed)
 
 
-def suggest_params(trial: optuna.Trial) -> dict:
-    """The search space: the table's searched rows (src/params.py) drawn, the rest default."""
+def suggest_params(trial: optuna.Trial, fixed: dict | None = None) -> dict:
+    """The search space: the table's searched rows (src/params.py) drawn, the rest default;
+    `fixed` (the run's `--set` values) holds its keys where it says, and those are not drawn."""
+    fixed = fixed or {}
     params = default_params("cnn")
     for key in SEARCHED:
+        if key in fixed:
+            continue
         kind, *args = PARAMS[key].search
         if kind == "choice":
             params[key] = trial.suggest_categorical(key, list(args[0]))
         else:
             params[key] = trial.suggest_float(key, *args, log=kind == "log")
-    return params
+    return {**params, **fixed}
 
 
 def default_pruner() -> optuna.pruners.BasePruner:

@@ -59,7 +59,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", self.worker or worker_id(os.getpid()))
         self.check_cap(trial)
-        params = draw_params(trial, self.cfg.seed)
+        params = draw_params(trial, self.cfg.seed, dict(self.cfg.overrides))
         trial.set_user_attr("params", params)  # the full dict, fixed values included
         cfg = self.cfg
         jobs = fold_jobs(self.data.y_train, cfg.folds, cfg.seed, first=cfg.search_folds)
