@@ -112,8 +112,8 @@ def data_dir(tmp_path_factory, sample_frames):
     return write_slice(tmp_path_factory.mktemp("batched") / "data", sample_frames, 1280, 300)
 
 
-def run_py(data_dir, out, *extra) -> subprocess.Popen:
-    outputs = ["--runs-dir", str(out / "runs"), "--submissions-dir", str(out / "subs")]
+def run_py(data_dir, out, *extra, subs=None) -> subprocess.Popen:
+    outputs = ["--runs-dir", str(out / "runs"), "--submissions-dir", str(subs or out / "subs")]
     cmd = [sys.executable, str(ROOT / "run.py"), "--data-dir", str(data_dir), *FLAGS, *outputs,
            *extra]  # fmt: skip
     return subprocess.Popen(cmd, env=JAX_ENV, cwd=ROOT, stdout=subprocess.PIPE,
@@ -203,9 +203,18 @@ def test_batched_run_trains_every_fold_and_says_so(uninterrupted, data_dir):
 def test_a_run_killed_mid_training_resumes_to_the_same_submission(
     uninterrupted, data_dir, tmp_path
 ):
-    whole, _ = uninterrupted
-    proc = run_py(data_dir, tmp_path, "--run-name", "whole")
-    checkpoint = tmp_path / "runs" / "whole" / "checkpoint.npz"
+    """Killed after its first checkpoint and run again: the uninterrupted run's submission,
+    finished epochs not redone. Both runs share the uninterrupted run's runs folder, so they
+    also show the compile cache: every program XLA compiled for the first run is in
+    runs/.jax-cache, and these same settings compile nothing new (no new file)."""
+    whole, first_log = uninterrupted
+    cache = whole / "runs" / ".jax-cache"
+    assert f"compiled programs kept in {cache}" in first_log
+    cached = sorted(p.name for p in cache.iterdir())
+    assert len(cached) > 5  # the train, score and predict programs at least
+    subs = tmp_path / "subs"
+    proc = run_py(data_dir, whole, "--run-name", "killed", subs=subs)
+    checkpoint = whole / "runs" / "killed" / "checkpoint.npz"
     deadline = time.monotonic() + 600
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -213,34 +222,21 @@ def test_a_run_killed_mid_training_resumes_to_the_same_submission(
     time.sleep(1.0)  # somewhere in the next epoch
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    assert not (tmp_path / "subs" / "submission.csv").exists()  # it was killed before the end
+    assert not (subs / "submission.csv").exists()  # it was killed before the end
 
-    log = finish(run_py(data_dir, tmp_path, "--run-name", "whole"))
+    log = finish(run_py(data_dir, whole, "--run-name", "killed", subs=subs))
+    assert "engine: batched, 2 models in one program" in log
     assert "batched: resumed at epoch" in log
     resumed_at = int(log.split("batched: resumed at epoch ")[1].split()[0])
     assert log.count("epoch 1/5 ") == 0 and resumed_at >= 2  # finished epochs not redone
     assert log.count("── time left: at most ") == 1  # said at the first epoch it trained
-    assert (tmp_path / "subs" / "submission.csv").read_bytes() == (
-        whole / "subs" / "submission.csv"
-    ).read_bytes()
+    whole_sub = (whole / "subs" / "submission.csv").read_bytes()
+    assert (subs / "submission.csv").read_bytes() == whole_sub
     a = np.load(whole / "runs" / "whole" / "ensemble.npz")
-    b = np.load(tmp_path / "runs" / "whole" / "ensemble.npz")
+    b = np.load(whole / "runs" / "killed" / "ensemble.npz")
     np.testing.assert_array_equal(a["oof_proba"], b["oof_proba"])
-    assert not list((tmp_path / "runs").rglob(".*tmp*")), "temporary files left behind"
-
-
-def test_a_rerun_loads_every_program_from_the_compile_cache(uninterrupted, data_dir, tmp_path):
-    """The same settings again in the same runs folder: every program XLA compiled for the
-    first run is in runs/.jax-cache, and the second run compiles nothing new (no new file)."""
-    out, log = uninterrupted
-    cache = out / "runs" / ".jax-cache"
-    assert f"compiled programs kept in {cache}" in log
-    before = sorted(p.name for p in cache.iterdir())
-    assert len(before) > 5  # the train, score and predict programs at least
-    subs = ["--submissions-dir", str(tmp_path)]
-    again = finish(run_py(data_dir, out, "--run-name", "again", *subs))
-    assert "engine: batched, 2 models in one program" in again
-    assert sorted(p.name for p in cache.iterdir()) == before
+    assert not list((whole / "runs").rglob(".*tmp*")), "temporary files left behind"
+    assert sorted(p.name for p in cache.iterdir()) == cached  # every program from the cache
 
 
 def test_the_plateau_schedule_lowers_each_models_rate_as_keras_does():
