@@ -117,8 +117,8 @@ def cpu_features() -> tuple[str, str]:
                   if line.startswith("model name")), "unknown CPU")  # fmt: skip
     named = [name for flag, name in (("avx2", "AVX2"), ("avx512f", "AVX-512"),
              ("avx512_bf16", "AVX512_BF16"), ("amx_bf16", "AMX")) if flag in flags]  # fmt: skip
-    widest = {"AMX": "amx", "AVX512_BF16": "avx512", "AVX-512": "avx512", "AVX2": "avx2"}
-    token = next((widest[n] for n in reversed(named)), "none")
+    token = next((t for flag, t in (("amx_bf16", "amx"), ("avx512f", "avx512"), ("avx2", "avx2"))
+                  if flag in flags), "none")  # fmt: skip
     return f"{model}, {', '.join(named) or 'no AVX2'}{'' if 'AMX' in named else ', no AMX'}", token
 
 
