@@ -15,11 +15,12 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from conftest import NARROW  # this script's folder is on the path
 from src.config import ROOT
 from src.data.load import load_digits
 from src.model.augment.layers import augmenting_model
 from src.model.cnn import build_model
-from src.params import default_params
+from src.params import default_params, parse_override
 from src.train.batched import BatchedEngine
 from src.train.batched_program import BatchedProgram
 from src.train.engine import Job
@@ -35,8 +36,9 @@ def sample(n: int):
 
 
 def narrow(**changes) -> dict:
-    """The tests' network (conftest.NARROW: the default CNN at a quarter of its width)."""
-    return {**default_params("cnn"), "filters": 8, **changes}
+    """The tests' network (conftest.NARROW, as --set flags) with `changes`."""
+    fixed = dict(parse_override(text, "cnn") for text in NARROW[1::2])
+    return {**default_params("cnn"), **fixed, **changes}
 
 
 def furthest(a, b) -> float:
