@@ -90,7 +90,7 @@ FLAGS = {
         flag("--search-folds", metavar="F", type=at_least(1), default=D.search_folds,
              help="folds each trial trains and validates"),
         flag("--timeout", metavar="SECONDS", type=float, default=None,
-             help="seconds after which the search starts no new trial"),
+             help="seconds after which the search starts no new trial (each worker runs one)"),
         flag("--study-name", metavar="NAME", default="",
              help="the study to search or, with --trials 0, to train from (default:"
              " MODEL-search)"),

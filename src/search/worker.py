@@ -55,7 +55,9 @@ def run_search(cfg: Config, data: Digits, pruner=None) -> optuna.Study:
                     tqdm.write(f"search: a trial process exited with code {child.exitcode}")
             now = Tally(study.get_trials(deepcopy=False), me)  # one read of the study per poll
             now.show(bar, target)
-            if cfg.timeout and not stopping and time.monotonic() - start > cfg.timeout:
+            # Like Optuna's own timeout, it stops new trials only: this worker runs at least one.
+            late = cfg.timeout and time.monotonic() - start > cfg.timeout
+            if late and attempts and not stopping:
                 tqdm.write(f"search: --timeout {cfg.timeout:g} s reached; no new trials")
                 stopping = True
             # Children still importing have no trial yet: count them as taking a slot.
