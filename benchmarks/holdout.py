@@ -1,8 +1,8 @@
 """Whole runs scored on a Kaggle-size holdout: recipes ranked on digits they never saw.
 
     python -m benchmarks.holdout --data-dir ../shared/data/kaggle [--splits 1] [--holdout 0.1] \
-        [--seed 0] [--rows N] [--no-classic] [--out runs/holdout] [--blend A+B ...] \
-        [NAME="RUN.PY FLAGS" ...]
+        [--seed 0] [--rows N] [--no-classic] [--with-test] [--out runs/holdout] \
+        [--blend A+B ...] [NAME="RUN.PY FLAGS" ...]
 
 The competition's train.csv is split, stratified and seeded, into a training part and a held-out
 part (Deotte's protocol: 90/10). Each split is written out as a data folder of its own
@@ -12,9 +12,15 @@ user runs it (folds, full fits, a search if FLAGS ask for one, the ensemble, the
 Its submission is then scored on the held-out labels, which the run never sees. The classic
 public notebook (benchmarks/classic.py) trains on the same training part in the same run.
 
+`--with-test`: the run's test.csv also holds the competition's own 28,000 unlabelled test
+digits after the held-out ones, as a Kaggle run's test.csv holds them; only the held-out digits
+are scored. What a run does with its test digits (pseudo-labels) then sees as many as on Kaggle.
+
 Besides the submission, the models a run leaves are re-combined from their saved test
 probabilities: `folds` (the fold models' average), `full` (the full fits') and `all` (every
-model), so what the submission should average is measured with no extra training.
+model), so what the submission should average is measured with no extra training. A run with
+pseudo-labels is also scored by its first round (`first`: the models the submission would have
+averaged without them), so the second round is compared with the first on the same digits.
 
 `--blend A+B[+C...]` (repeatable): the submissions of recipes A, B, ... averaged (each run's
 saved ensemble probabilities, equally weighted), scored as a recipe of its own whose time is
@@ -34,7 +40,7 @@ recipes on the same digits are compared by the digits only one of them gets righ
 
 Prints each run's own output, a line per split and recipe, a table, and
 `RESULT name_acc=... name_s=... [name_oof=...] [name_folds=... name_full=... name_all=...]
-[name_tta=...]`.
+[name_first=...] [name_tta=...]`.
 Tables: benchmarks/README.md, "Kaggle-size holdout".
 """
 
@@ -71,16 +77,21 @@ def split_rows(y: np.ndarray, holdout: float, splits: int, seed: int):
     return list(s.split(np.zeros(len(y)), y))
 
 
-def write_split(data, train_rows: np.ndarray, held_out: np.ndarray, folder: Path) -> None:
-    """A data folder run.py reads: train.csv, an unlabelled test.csv, sample_submission.csv."""
+def write_split(data, train_rows: np.ndarray, held_out: np.ndarray, folder: Path,
+                with_test: bool = False) -> None:  # fmt: skip
+    """A data folder run.py reads: train.csv, an unlabelled test.csv (the held-out digits, then
+    the competition's test digits if `with_test`), sample_submission.csv."""
     folder.mkdir(parents=True, exist_ok=True)
     pixels = [f"pixel{i}" for i in range(28 * 28)]
     labels = data.layout.classes[data.y_train]
     if not (folder / "train.csv").exists():  # the same split is the same files: keep them
         train = pd.DataFrame(data.x_train[train_rows].reshape(len(train_rows), -1), columns=pixels)
         train.insert(0, "label", labels[train_rows])
-        test = pd.DataFrame(data.x_train[held_out].reshape(len(held_out), -1), columns=pixels)
-        ids = np.arange(1, len(held_out) + 1)
+        images = data.x_train[held_out]
+        if with_test:
+            images = np.concatenate([images, data.x_test])
+        test = pd.DataFrame(images.reshape(len(images), -1), columns=pixels)
+        ids = np.arange(1, len(images) + 1)
         pd.DataFrame({"ImageId": ids, "Label": 0}).to_csv(
             folder / "sample_submission.csv", index=False
         )
@@ -137,11 +148,13 @@ def score_tta(run_dir: Path, images: np.ndarray, truth: np.ndarray) -> float:
 
 
 def score_run(run_dir: Path, truth: np.ndarray, classes: np.ndarray) -> dict:
-    """The submission's accuracy on the held-out labels, the run's OOF, and the re-combined
-    ensembles (folds / full / all) from the models' saved test probabilities."""
+    """The submission's accuracy on the held-out labels, the run's OOF, the re-combined
+    ensembles (folds / full / all) from the models' saved test probabilities, and a
+    pseudo-label run's first round. The held-out digits are the first rows of test.csv."""
     import json
 
-    sub = pd.read_csv(run_dir.parent.parent / "subs" / f"{run_dir.name}.csv")
+    n = len(truth)
+    sub = pd.read_csv(run_dir.parent.parent / "subs" / f"{run_dir.name}.csv")[:n]
     scores = {"acc": float(np.mean(sub["Label"].to_numpy() == classes[truth]))}
     summary = json.loads((run_dir / "summary.json").read_text())
     if summary.get("oof_accuracy") is not None:
@@ -149,7 +162,7 @@ def score_run(run_dir: Path, truth: np.ndarray, classes: np.ndarray) -> dict:
     probas = {}
     for part in sorted(run_dir.glob("*/predictions.npz")):
         with np.load(part) as z:
-            probas[part.parent.name] = z["test_proba"]
+            probas[part.parent.name] = z["test_proba"][:n]
     groups = {
         "folds": [p for n, p in probas.items() if n.startswith("fold_")],
         "full": [p for n, p in probas.items() if n.startswith("full_")],
@@ -158,6 +171,10 @@ def score_run(run_dir: Path, truth: np.ndarray, classes: np.ndarray) -> dict:
     if groups["folds"] and groups["full"]:  # with only one kind, every group is the submission
         for group, members in groups.items():
             scores[group] = float(np.mean(np.mean(members, axis=0).argmax(axis=1) == truth))
+    if any(name.startswith("pseudo_") for name in probas):
+        first = np.mean(groups["full"] or groups["folds"], axis=0).argmax(axis=1)
+        scores["first"] = float(np.mean(first == truth))
+        scores["first_predicted"] = first
     scores["predicted"] = classes.searchsorted(sub["Label"].to_numpy())
     return scores
 
@@ -167,7 +184,7 @@ def blend(run_dirs: list[Path], truth: np.ndarray, classes: np.ndarray) -> dict:
     probas = []
     for run_dir in run_dirs:
         with np.load(run_dir / "ensemble.npz") as z:
-            probas.append(z["test_proba"])
+            probas.append(z["test_proba"][: len(truth)])
     predicted = np.mean(probas, axis=0).argmax(axis=1)
     return {"acc": float(np.mean(predicted == truth)), "predicted": predicted}
 
@@ -199,6 +216,8 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=None, help="a stratified subset (smoke runs)")
     p.add_argument("--no-classic", action="store_true", help="leave the classic recipe out")
     p.add_argument("--tta", action="store_true", help="also score test-time augmentation")
+    p.add_argument("--with-test", action="store_true",
+                   help="the runs also get the competition's test digits (unscored)")  # fmt: skip
     p.add_argument(
         "--blend",
         action="append",
@@ -234,8 +253,8 @@ def main() -> None:
     results = {name: [] for name in names}  # per split: (scores, seconds)
     splits = split_rows(data.y_train, a.holdout, a.splits, a.seed)
     for s, (train_rows, held_out) in enumerate(splits):
-        folder = a.out / f"n{len(data.y_train)}-seed{a.seed}-split{s}"
-        write_split(data, train_rows, held_out, folder)
+        folder = a.out / f"n{len(data.y_train)}-seed{a.seed}-split{s}{'-with-test' * a.with_test}"
+        write_split(data, train_rows, held_out, folder, a.with_test)
         truth = data.y_train[held_out]
         print(f"split {s + 1}/{a.splits}: {len(train_rows)} training digits,"
               f" {len(held_out)} held out, in {folder}", flush=True)  # fmt: skip
@@ -246,7 +265,7 @@ def main() -> None:
                 scores["tta"] = score_tta(run_dir, data.x_train[held_out], truth)
             results[name].append((scores, seconds))
             extra = "".join(f", {k} {v:.4f}" for k, v in scores.items()
-                            if k not in ("acc", "predicted"))  # fmt: skip
+                            if not isinstance(v, np.ndarray) and k != "acc")  # fmt: skip
             print(f"split {s + 1}/{a.splits} {name}: {scores['acc']:.4f} on {len(held_out)}"
                   f" held-out digits{extra}, {seconds:.0f} s", flush=True)  # fmt: skip
         for mix in a.blend:
@@ -291,6 +310,14 @@ def main() -> None:
             result += f" {name}_oof={np.mean(oofs):.4f}"
         groups = ("folds", "full", "all")[: len(mixes)]
         result += "".join(f" {name}_{g}={m}" for g, m in zip(groups, mixes, strict=True))
+        firsts = [sc["first"] for sc, _ in runs if "first" in sc]
+        if firsts:
+            result += f" {name}_first={np.mean(firsts):.4f}"
+            first_right = np.concatenate([sc["first_predicted"] for sc, _ in runs]) == truth
+            only_first = int(np.sum(first_right & ~right[name]))
+            print(f"{name}'s first round vs its submission: {only_first} digits only the first"
+                  f" round got right, {int(np.sum(right[name] & ~first_right))} only the"
+                  " submission")  # fmt: skip
         if ttas:
             result += f" {name}_tta={tta}"
     for i, first in enumerate(names):

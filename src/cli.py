@@ -60,6 +60,10 @@ FLAGS = {
              " averages them (0: the folds')"),
         flag("--epochs", metavar="E", type=at_least(1), default=D.epochs,
              help="epochs per model (folds may stop earlier)"),
+        flag("--pseudo-labels", metavar="P", type=float, default=D.pseudo_labels,
+             help="a second round: test digits the first round's ensemble gives probability"
+             " >= P join the training rows of new full-data models, which the submission"
+             " averages (as many as --full-fits, at least one); 0: off"),
         flag("--patience", metavar="P", type=at_least(1), default=D.patience,
              help="early-stopping patience: epochs without a lower validation loss"),
         flag("--model", choices=sorted(DEFAULTS), default=D.model,
@@ -196,6 +200,9 @@ def check(a: argparse.Namespace) -> str | None:
         return "--search-only: needs trials to run; give --trials N"
     if a.trials and a.model != "cnn":
         return f"--trials: the search space is for --model cnn; use --trials 0 with {a.model}"
+    if not 0 <= a.pseudo_labels < 1:
+        return (f"--pseudo-labels: a probability below 1 (e.g. 0.99), or 0 for none; got"
+                f" {a.pseudo_labels:g}")  # fmt: skip
     if a.timeout is not None and a.timeout <= 0:
         return f"--timeout: must be positive, got {a.timeout:g}"
     if a.on_kaggle and (a.search_only or a.scores or a.runs):
@@ -252,7 +259,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error(f"--set {e}")
     return Config(
         data_dir=data_dir.resolve(), folds=a.folds, epochs=a.epochs, full_fits=a.full_fits,
-        patience=a.patience, trials=a.trials, n_jobs=a.n_jobs, mode=(modes(a) or ["train"])[0],
+        patience=a.patience, pseudo_labels=a.pseudo_labels, trials=a.trials, n_jobs=a.n_jobs,
+        mode=(modes(a) or ["train"])[0],
         search_epochs=a.search_epochs, search_folds=a.search_folds, timeout=a.timeout,
         study_name=a.study_name, storage=a.storage, model=a.model, overrides=overrides,
         augment=a.augment, engine=a.engine, precision=a.precision, seed=a.seed,

@@ -21,6 +21,7 @@ class Config:
     folds: int = 5  # stratified k-fold: K models, each validated on its own 1/K; 0 = none
     epochs: int = 30  # per fold; early stopping on the fold's validation part may end sooner
     full_fits: int = 3  # models trained on all rows after the folds; the submission averages them
+    pseudo_labels: float = 0.0  # a second round on test digits this sure (src/train/pseudo.py)
     patience: int = 10  # epochs without a better val_loss before a fold stops (best restored)
     trials: int = 20  # the study's total of finished trials over all workers; 0 = no search
     n_jobs: int = 1  # trial processes this worker runs at a time
@@ -56,6 +57,11 @@ class Config:
         return self.runs_dir / self.run_name
 
     @property
+    def pseudo_fits(self) -> int:
+        """The pseudo-label round's models: as many as the full fits, at least one; 0 if off."""
+        return max(self.full_fits, 1) if self.pseudo_labels else 0
+
+    @property
     def study(self) -> str:
         return self.study_name or f"{self.model}-search"
 
@@ -66,5 +72,7 @@ class Config:
     def training_settings(self) -> dict:
         """What decides a run's models: a resumed run must match it to reuse finished folds."""
         keep = ("folds", "epochs", "patience", "model", "augment", "seed", "deterministic",
-                "engine", "precision")  # fmt: skip
-        return {k: v for k, v in asdict(self).items() if k in keep}
+                "engine", "precision", "pseudo_labels")  # fmt: skip
+        # pseudo_labels only when on: run folders from before it existed stay resumable
+        return {k: v for k, v in asdict(self).items()
+                if k in keep and (k != "pseudo_labels" or v)}  # fmt: skip

@@ -116,9 +116,10 @@ def run(cfg: Config, command: str = "") -> None:
 
 
 def train_run(cfg: Config, data, command: str, start: float) -> None:
-    """Parameters, the run's models, then `finish`."""
-    from src.train import folds
+    """Parameters, the run's models (and a pseudo-label round if asked), then `finish`."""
+    from src.train import folds, pseudo
     from src.train.engines import make_engine
+    from src.train.ensemble import average_predictions
 
     params, origin = choose_params(cfg, data)
     print(
@@ -126,15 +127,34 @@ def train_run(cfg: Config, data, command: str, start: float) -> None:
         f"  folds: {cfg.folds}  epochs: {cfg.epochs}  params: {origin}",
         flush=True,
     )
-    trainer = make_engine(cfg.engine, params, data, epochs=cfg.epochs, patience=cfg.patience,
-                          augment=cfg.augment)  # fmt: skip
-    results, full_fits = folds.train_models(cfg, data, trainer)
-    finish(cfg, data, results, full_fits, command, start, trainer.summary())
+
+    def build(rows):
+        return make_engine(cfg.engine, params, rows, epochs=cfg.epochs, patience=cfg.patience,
+                           augment=cfg.augment)  # fmt: skip
+
+    trainer = build(data)
+    later_rows = cfg.pseudo_fits * (len(data.y_train) + len(data.x_test))  # at most all of test
+    results, full_fits = folds.train_models(cfg, data, trainer, later_rows)
+    engine = trainer.summary()
+    round_two = None
+    if cfg.pseudo_labels:
+        first = average_predictions([m.test_proba for m in full_fits or results])
+        chosen = pseudo.choose(first, cfg.pseudo_labels)
+        print(f"── pseudo-labels: {chosen.describe(len(data.x_test))} join the"
+              f" {len(data.y_train)} training rows ──", flush=True)  # fmt: skip
+        extended = pseudo.extend(data, chosen)
+        second = build(extended)
+        round_two = (chosen, first, folds.train_pseudo_fits(cfg, extended, second))
+        engine["pseudo_round"] = second.summary()
+    finish(cfg, data, results, full_fits, command, start, engine, round_two)
 
 
 def finish(cfg: Config, data, results, full_fits, command: str, start: float,
-           engine: dict) -> None:  # fmt: skip
-    """Ensemble the folds; check and write the submission; summary, report, maybe submit."""
+           engine: dict, round_two=None) -> None:  # fmt: skip
+    """Ensemble the folds; check and write the submission; summary, report, maybe submit.
+
+    `round_two`: (the pseudo-labels, the first round's test probabilities, the second round's
+    models) when the run trained one; its models are then what the submission averages."""
     from src.outputs.submission import (
         check_submission,
         compare_with_previous,
@@ -149,7 +169,8 @@ def finish(cfg: Config, data, results, full_fits, command: str, start: float,
     from src.train.ensemble import accuracy, average_predictions, save_ensemble
 
     oof = folds.out_of_fold(results, len(data.y_train)) if results else None  # None: --folds 0
-    test_proba = average_predictions([m.test_proba for m in full_fits or results])
+    chosen, first, pseudo_fits = round_two or (None, None, [])
+    test_proba = average_predictions([m.test_proba for m in pseudo_fits or full_fits or results])
     save_ensemble(cfg.run_dir / "ensemble.npz", oof, test_proba, data)
     sub = make_submission(test_proba.argmax(axis=1), data.layout)
     check_submission(sub, data.layout)
@@ -161,6 +182,9 @@ def finish(cfg: Config, data, results, full_fits, command: str, start: float,
     oof_acc = None if oof is None else accuracy(data.y_train, oof)
     seconds = time.perf_counter() - start
     summary = summaries.summarize(results, oof_acc, test_acc, seconds, full_fits)
+    if round_two:
+        first_acc = None if data.test_labels is None else accuracy(data.test_labels, first)
+        summary.update(summaries.pseudo_round(chosen, len(data.x_test), pseudo_fits, first_acc))
     summary.update(command=command, submission=show(path), previous_diff=diff, engine=engine,
                    precision=cfg.precision)  # fmt: skip
     summaries.save_summary(summary, cfg.run_dir)

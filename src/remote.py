@@ -68,7 +68,8 @@ def remote_args(cfg: Config) -> list[str]:
     """The run's training flags as the notebook's `run.py` takes them (its data, folders and
     submission are the notebook's own; submitting happens here, after the fetch)."""
     args = ["--folds", cfg.folds, "--epochs", cfg.epochs, "--full-fits", cfg.full_fits,
-            "--patience", cfg.patience, "--trials", cfg.trials, "--n-jobs", cfg.n_jobs,
+            "--pseudo-labels", cfg.pseudo_labels, "--patience", cfg.patience,
+            "--trials", cfg.trials, "--n-jobs", cfg.n_jobs,
             "--search-epochs", cfg.search_epochs, "--search-folds", cfg.search_folds,
             "--model", cfg.model, "--augment", cfg.augment, "--engine", cfg.engine,
             "--precision", cfg.precision, "--seed", cfg.seed, "--competition", cfg.competition,

@@ -199,6 +199,8 @@ def test_missing_data_names_the_download_command_and_the_sample(tmp_path, runner
         (["--runs", "--scores"], "--scores and --runs are different modes; give one"),
         (["--report", "r", "--search-only", "--trials", "2"], "--search-only and --report are"),
         (["--folds", "0", "--full-fits", "0"], "trains no model; give --full-fits N"),
+        (["--pseudo-labels", "1"], "--pseudo-labels: a probability below 1 (e.g. 0.99)"),
+        (["--pseudo-labels", "-0.5"], "--pseudo-labels: a probability below 1"),
         (["--folds", "0", "--trials", "3"], "the search validates its trials on folds"),
         (["--epochs", "0"], "--epochs"),
         (["--trials", "-1"], "--trials"),

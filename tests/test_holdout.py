@@ -44,3 +44,41 @@ def test_a_blend_averages_the_runs_submission_probabilities(tmp_path):
     mixed = blend(runs, truth, classes=np.arange(3))
     assert mixed["acc"] == 1.0 and mixed["predicted"].tolist() == [0, 1, 2]
     assert blend(runs[:1], truth, np.arange(3))["acc"] == 2 / 3
+
+
+def test_with_test_the_runs_test_csv_ends_with_the_competitions_and_only_the_held_out_count(
+    tmp_path,
+):
+    """--with-test: the held-out digits first, then the competition's test digits (what a
+    pseudo-label round would see on Kaggle); a run is scored on the held-out rows alone, and
+    a pseudo-label run also by its first round's models."""
+    import json
+
+    import pandas as pd
+
+    from benchmarks.holdout import score_run
+
+    data = load_digits(ROOT / "input" / "sample")
+    (train, held_out), *_ = split_rows(data.y_train, holdout=0.1, splits=1, seed=0)
+    write_split(data, train, held_out, tmp_path / "split", with_test=True)
+    split = load_digits(tmp_path / "split")
+    np.testing.assert_array_equal(split.x_test, np.concatenate([data.x_train[held_out],
+                                                                data.x_test]))  # fmt: skip
+
+    truth = data.y_train[held_out]
+    n_test = len(split.x_test)
+    right, wrong = np.eye(10)[truth], np.eye(10)[(truth + 1) % 10]
+    tail = np.full((n_test - len(truth), 10), 0.1)  # the unscored rows: any prediction
+    run = tmp_path / "split" / "runs" / "r"
+    for name, proba in (("full_1", wrong), ("pseudo_1", right)):  # round 2 fixes every digit
+        (run / name).mkdir(parents=True)
+        np.savez(run / name / "predictions.npz", test_proba=np.concatenate([proba, tail]))
+    (run / "summary.json").write_text(json.dumps({"oof_accuracy": None}))
+    (tmp_path / "split" / "subs").mkdir()
+    labels = np.concatenate([truth, np.zeros(n_test - len(truth), dtype=int)])
+    pd.DataFrame({"ImageId": np.arange(1, n_test + 1), "Label": labels}).to_csv(
+        tmp_path / "split" / "subs" / "r.csv", index=False
+    )
+    scores = score_run(run, truth, data.layout.classes)
+    assert scores["acc"] == 1.0 and scores["first"] == 0.0
+    assert len(scores["predicted"]) == len(truth)

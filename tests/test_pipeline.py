@@ -195,6 +195,52 @@ def test_no_folds_trains_only_the_full_fits(tiny, capsys):
     assert "No folds" in (run / "report.html").read_text()
 
 
+def test_pseudo_labels_train_a_second_round_on_the_test_digits_the_first_is_sure_of(tiny, capsys):
+    """--pseudo-labels P: the first round's sure test digits, labelled by it, join the
+    training rows of a second round, whose model is the submission; a rerun resumes both."""
+    runner, data = tiny
+    flags = ["--data-dir", str(data), *FLAGS, "--folds", "0", "--full-fits", "1",
+             "--pseudo-labels", "0.5", "--run-name", "pseudo"]  # fmt: skip
+    code, out, err = call(runner, capsys, *flags)
+    assert code == 0, err
+    run = runner.runs / "pseudo"
+    first = np.load(run / "full_1" / "predictions.npz")["test_proba"]
+    second = np.load(run / "pseudo_1" / "predictions.npz")["test_proba"]
+    added = int(np.sum(first.max(axis=1) >= 0.5))
+    assert 0 < added < 300  # a threshold that picks some digits, not all
+    assert f"pseudo-labels: {added} of 300 test digits at probability >= 0.5 join the 1200" in out
+    assert f"pseudo-label fit 1/1: train on all {1200 + added} rows, 5 epochs" in out
+    assert len(re.findall(r"── time left: at most", out)) == 2  # after each round's first epoch
+    with np.load(run / "ensemble.npz") as z:
+        np.testing.assert_array_equal(z["test_proba"], second)  # the second round submits
+    assert not np.allclose(second, first)
+    sub = pd.read_csv(runner.subs / "pseudo.csv")
+    assert (sub["Label"].to_numpy() == second.argmax(1)).all()
+    truth = pd.read_csv(data / "solution.csv")["Label"].to_numpy()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["pseudo_labels"] == {
+        "threshold": 0.5, "added": added, "test_rows": 300,
+        "first_round_test_accuracy": pytest.approx(float(np.mean(first.argmax(1) == truth))),
+    }  # fmt: skip
+    assert summary["test_accuracy"] == pytest.approx(float(np.mean(second.argmax(1) == truth)))
+    assert [f["epochs"] for f in summary["pseudo_fits"]] == [5]
+    assert (
+        f"(the first round, before pseudo-labels: {np.mean(first.argmax(1) == truth):.4f})" in out
+    )
+    assert f"the average of 1 model trained on every training row and {added} pseudo-" in out
+
+    code, out, err = call(runner, capsys, *flags)  # a rerun: both rounds were finished
+    assert code == 0, err
+    assert "full fit 1/1: finished in an earlier run" in out
+    assert "pseudo-label fit 1/1: finished in an earlier run" in out and "Epoch 1/" not in out
+    assert (runner.subs / "submission.csv").read_bytes() == (
+        runner.subs / "pseudo.csv"
+    ).read_bytes()
+    # another threshold would change the second round's rows: resuming with it is refused
+    err = resume_a_refused(tiny, capsys, [*FLAGS, "--pseudo-labels", "0.99"])
+    assert "pseudo_labels None -> 0.99" in err
+
+
 def test_the_seed_model_and_set_overrides_are_what_trains(tiny, capsys):
     runner, data = tiny
     quick = ["--data-dir", str(data), "--folds", "0", "--full-fits", "1", "--epochs", "2",

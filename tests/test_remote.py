@@ -165,7 +165,8 @@ def test_attaching_needs_a_pushed_run_and_flags_that_travel(stub, runner):
 def test_the_pushed_flags_are_the_runs_training_settings():
     cfg = parse_args(["--folds", "4", "--epochs", "7", "--set", "dropout=0.3", "--set",
                       "optimizer=sgd", "--seed", "3", "--deterministic", "--run-name", "z",
-                      "--trials", "2", "--timeout", "60", "--model", "cnn"])  # fmt: skip
+                      "--trials", "2", "--timeout", "60", "--model", "cnn",
+                      "--pseudo-labels", "0.99"])  # fmt: skip
     again = parse_args(remote.remote_args(cfg))
     assert again.training_settings() == cfg.training_settings()
     same = ("overrides", "trials", "timeout", "full_fits", "run_name", "search_epochs")

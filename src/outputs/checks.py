@@ -41,7 +41,8 @@ def check_outputs(cfg: Config) -> None:
         problem = _problem(folder)
         if problem:
             raise UserError(f"{flag} {show(folder)}: cannot write there ({problem}); pick another")
-    need_mb = (cfg.folds + cfg.full_fits) * MODEL_MB + RUN_MB
+    models = cfg.folds + cfg.full_fits + cfg.pseudo_fits
+    need_mb = models * MODEL_MB + RUN_MB
     existing = cfg.runs_dir
     while not existing.exists():
         existing = existing.parent
@@ -49,6 +50,6 @@ def check_outputs(cfg: Config) -> None:
     if free_mb < need_mb:
         raise UserError(
             f"--runs-dir {show(cfg.runs_dir)}: {free_mb:.0f} MB free, a run of"
-            f" {cfg.folds + cfg.full_fits} models needs about {need_mb} MB; free some space or"
+            f" {models} models needs about {need_mb} MB; free some space or"
             " pick another folder"
         )

@@ -3,7 +3,8 @@
 The folds measure (out-of-fold accuracy, best epochs); the full fits then train the same
 network on every training row, each with its own seed, and are what the submission averages
 (the folds' models when there are none). Why full fits: benchmarks/README.md,
-"Kaggle-size holdout".
+"Kaggle-size holdout". With pseudo-labels a second round of full-data models follows
+(`src/train/pseudo.py`), trained the same way on more rows.
 
 Every model is a `Job` (src/train/engine.py) handed to the run's engine in one list, folds
 first; each finished model is saved to its own folder (src/outputs/run_folder.py) as soon as it
@@ -23,6 +24,7 @@ from src.data.load import Digits
 from src.outputs import run_folder
 from src.train.engine import Job, Trained, checkpoint_jobs
 from src.train.ensemble import accuracy
+from src.train.pseudo import pseudo_jobs
 
 FULL_FIT_SEED = 1000  # full fit i trains with seed + 1000 + i, apart from the folds' seed + k
 FOLD_META = ("accuracy", "epochs", "best_epoch", "seconds")  # fold.json
@@ -80,6 +82,8 @@ def _label(job: Job, cfg: Config) -> str:
     kind, number = job.name.split("_")
     if kind == "fold":
         return f"fold {number}/{cfg.folds}"
+    if kind == "pseudo":
+        return f"pseudo-label fit {number}/{cfg.pseudo_fits}"
     return f"full fit {number}/{cfg.full_fits}"
 
 
@@ -133,12 +137,14 @@ class TimeLeft:
     may resume mid-run from its checkpoint).
 
     The pace is that epoch's seconds per training row; the models still to come train their
-    rows for every epoch. Early stopping may end folds sooner, and a first epoch that compiles
-    is slower than the rest, so the figure is an upper bound.
+    rows for every epoch, and so do `later_rows` (a later round's, at most). Early stopping may
+    end folds sooner, and a first epoch that compiles is slower than the rest, so the figure is
+    an upper bound.
     """
 
-    def __init__(self, jobs: list[Job], epochs: int):
+    def __init__(self, jobs: list[Job], epochs: int, later_rows: int = 0):
         self.waiting = {job.name: len(job.train_rows) for job in jobs}
+        self.waiting["later rounds"] = later_rows
         self.epochs = epochs
         self.group: list[int] = []  # training rows of the models started since the last line
         self.since = time.perf_counter()
@@ -168,15 +174,32 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
-def train_models(cfg: Config, data: Digits, engine) -> tuple[list[FoldResult], list[FullFit]]:
-    """Train (or resume) every fold model and full fit of the run with `engine`.
-
-    Prints a line per model when it starts and when it is done (or was done by an earlier run).
-    """
+def train_models(cfg: Config, data: Digits, engine,
+                 later_rows: int = 0) -> tuple[list[FoldResult], list[FullFit]]:  # fmt: skip
+    """Train (or resume) every fold model and full fit of the run with `engine`; `later_rows`:
+    what a second round will train on, for the time-left line."""
     jobs = []
     if cfg.folds:
         jobs += fold_jobs(data.y_train, cfg.folds, cfg.seed)
     jobs += full_fit_jobs(len(data.y_train), cfg.full_fits, cfg.seed)
+    ordered = train_jobs(cfg, data, engine, jobs, later_rows)
+    folds = [r for r in ordered if isinstance(r, FoldResult)]
+    return folds, [r for r in ordered if isinstance(r, FullFit)]
+
+
+def train_pseudo_fits(cfg: Config, data: Digits, engine) -> list[FullFit]:
+    """Train (or resume) the second round's models on `data`, the training rows extended with
+    pseudo-labelled test digits (`src/train/pseudo.py`)."""
+    jobs = pseudo_jobs(len(data.y_train), cfg.pseudo_fits, cfg.seed)
+    return train_jobs(cfg, data, engine, jobs)
+
+
+def train_jobs(cfg: Config, data: Digits, engine, jobs: list[Job],
+               later_rows: int = 0) -> list[FoldResult | FullFit]:  # fmt: skip
+    """Train (or resume) `jobs` with `engine`; their results in the jobs' order.
+
+    Prints a line per model when it starts and when it is done (or was done by an earlier run).
+    """
     checkpoint = run_folder.checkpoint(cfg)
     in_checkpoint = checkpoint_jobs(checkpoint) or []
     results: dict[str, FoldResult | FullFit] = {}
@@ -189,7 +212,7 @@ def train_models(cfg: Config, data: Digits, engine) -> tuple[list[FoldResult], l
             print(f"── {_label(job, cfg)}: finished in an earlier run, skipped{score}", flush=True)
     pending = [job for job in jobs if job.name not in results]
 
-    time_left = TimeLeft(pending, cfg.epochs)
+    time_left = TimeLeft(pending, cfg.epochs, later_rows)
 
     def start(job: Job) -> None:
         time_left.start(job)
@@ -214,9 +237,7 @@ def train_models(cfg: Config, data: Digits, engine) -> tuple[list[FoldResult], l
         print(f"engine: {engine.describe(pending)}", flush=True)
         engine.train(pending, done, on_epoch=time_left.epoch, checkpoint=checkpoint,
                      on_start=start)  # fmt: skip
-    ordered = [results[job.name] for job in jobs]
-    folds = [r for r in ordered if isinstance(r, FoldResult)]
-    return folds, [r for r in ordered if isinstance(r, FullFit)]
+    return [results[job.name] for job in jobs]
 
 
 def out_of_fold(results: list[FoldResult], n_rows: int) -> np.ndarray:
