@@ -15,6 +15,15 @@ import run
 from src.config import ROOT
 from src.review import kaggle_cli
 
+# Under pytest-xdist the workers share the machine's cores: each worker's TensorFlow, and the
+# run.py and trial processes it starts (they inherit the environment), gets its share of them
+# rather than a thread pool as large as the machine, which the other workers' pools oversubscribe.
+# Set here, before any test module imports Keras (and TensorFlow with it).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _share = max(1, len(os.sched_getaffinity(0)) // _WORKERS)
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(_share))
+
 SAMPLE = ROOT / "input" / "sample"
 # The network the tests train: the default CNN at a quarter of its width (`filters` is a --set
 # knob like any other), a fraction of its cost; the tests of the architectures themselves
