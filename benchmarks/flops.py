@@ -19,8 +19,11 @@ card's datasheet figure (`--peak-tflops`, default: H100/H200 SXM dense FP16 tens
 `--set` measures another shape of the model (run.py's `--set`, e.g. `filters=16`). The CPU's
 vector features (AVX2, AVX-512 and its BF16, AMX) are printed and in the RESULT line, since the
 same figures differ by machine.
+- Convolutions (CPU): the model's own Conv2D layers at its training batch, forward and both
+  gradients, each timed alone: their rate against the matmul's, and their share of a float32
+  training step (what the rest of the step costs, where the FLOPs are not).
 Ends with `RESULT flops_per_image=... fp32_img_s=... fp32_gflops=... peak_gflops=...
-matmul_gflops=... utilisation=... xla_ratio=... bf16_ratio=...`.
+matmul_gflops=... utilisation=... xla_ratio=... bf16_ratio=... conv_gflops=... conv_share=...`.
 """
 
 from __future__ import annotations
@@ -108,6 +111,46 @@ def matmul_gflops(dtype, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def timed_best(fn, repeats: int = 5) -> float:
+    """The best of `repeats` calls of a traced TensorFlow function, after a warm-up call."""
+    fn().numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn().numpy()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def convolution_seconds(params: dict) -> tuple[float, float]:
+    """(FLOPs, seconds) of one training batch through the model's convolutions alone: each
+    Conv2D at its own shape and the model's batch, forward and both gradients (input and
+    kernel) as TensorFlow computes them in training, timed on its own (best of 5) and summed.
+    Against a training step's time, it says how much of the step the convolutions are."""
+    model, batch = build_model(params), params["batch_size"]
+    flops = seconds = 0.0
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.Conv2D):
+            continue
+        (_, h, w, c_in), (_, h_out, w_out, c_out) = layer.input.shape, layer.output.shape
+        x = tf.random.normal((batch, h, w, c_in))
+        kernel = tf.random.normal((*layer.kernel_size, c_in, c_out))
+        upstream = tf.random.normal((batch, h_out, w_out, c_out))
+        padding = layer.padding.upper()
+
+        @tf.function(autograph=False)
+        def step(x=x, kernel=kernel, upstream=upstream, strides=layer.strides, padding=padding):
+            with tf.GradientTape() as tape:
+                tape.watch([x, kernel])
+                y = tf.nn.conv2d(x, kernel, strides, padding)
+            dx, dk = tape.gradient(y, [x, kernel], output_gradients=upstream)
+            return tf.reduce_sum(dx) + tf.reduce_sum(dk)
+
+        flops += 3 * 2 * batch * h_out * w_out * int(np.prod(layer.kernel_size)) * c_in * c_out
+        seconds += timed_best(step)
+    return flops, seconds
+
+
 def cpu_features() -> tuple[str, str]:
     """(the CPU's model name and its vector features in words, the widest as a RESULT token)."""
     info = Path("/proc/cpuinfo").read_text()
@@ -172,11 +215,20 @@ def main() -> None:
           f" {matmul32:.0f} GFLOP/s, bfloat16 {matmul16:.0f} GFLOP/s")  # fmt: skip
     print(f"training runs at {achieved / matmul32:.1%} of the measured float32 matmul rate"
           f" ({achieved / peak:.1%} of the nominal base-clock peak)")  # fmt: skip
+    conv_flops, conv_s = convolution_seconds(params)
+    step_s = params["batch_size"] / speed["fp32"]
+    conv_rate = conv_flops / conv_s / 1e9
+    print(f"the model's convolutions alone, forward and backward at batch"
+          f" {params['batch_size']}: {conv_rate:.0f} GFLOP/s ({conv_rate / matmul32:.0%} of the"
+          f" matmul rate), {conv_s * 1e3:.1f} ms of the training step's {step_s * 1e3:.1f} ms"
+          f" ({conv_s / step_s:.0%}; the rest: BatchNorm, activations, dropout, the optimiser,"
+          " Keras's step)")  # fmt: skip
     print(f"RESULT flops_per_image={per_image / 1e6:.1f}M fp32_img_s={speed['fp32']:.0f}"
           f" fp32_gflops={achieved:.1f} peak_gflops={peak:.0f} matmul_gflops={matmul32:.0f}"
           f" bf16_matmul_gflops={matmul16:.0f} utilisation={achieved / matmul32:.3f}"
           f" xla_ratio={speed['xla'] / speed['fp32']:.2f}"
-          f" bf16_ratio={speed['bf16'] / speed['fp32']:.2f} cpu_simd={simd}")  # fmt: skip
+          f" bf16_ratio={speed['bf16'] / speed['fp32']:.2f} cpu_simd={simd}"
+          f" conv_gflops={conv_rate:.0f} conv_share={conv_s / step_s:.2f}")  # fmt: skip
 
 
 def measure_variants(x, y, params, epochs: int, variants: dict, per_image: int, unit: str):
