@@ -19,9 +19,9 @@ card's datasheet figure (`--peak-tflops`, default: H100/H200 SXM dense FP16 tens
 `--set` measures another shape of the model (run.py's `--set`, e.g. `filters=16`). The CPU's
 vector features (AVX2, AVX-512 and its BF16, AMX) are printed and in the RESULT line, since the
 same figures differ by machine.
-- Convolutions (CPU): the model's own Conv2D layers at its training batch, forward and both
-  gradients, each timed alone: their rate against the matmul's, and their share of a float32
-  training step (what the rest of the step costs, where the FLOPs are not).
+- Convolutions (CPU, TensorFlow): the model's own Conv2D layers at its training batch, forward
+  and both gradients, each timed alone: their rate against the matmul's, and their share of a
+  float32 training step (what the rest of the step costs, where the FLOPs are not).
 Ends with `RESULT flops_per_image=... fp32_img_s=... fp32_gflops=... peak_gflops=...
 matmul_gflops=... utilisation=... xla_ratio=... bf16_ratio=... conv_gflops=... conv_share=...`.
 """
@@ -215,20 +215,23 @@ def main() -> None:
           f" {matmul32:.0f} GFLOP/s, bfloat16 {matmul16:.0f} GFLOP/s")  # fmt: skip
     print(f"training runs at {achieved / matmul32:.1%} of the measured float32 matmul rate"
           f" ({achieved / peak:.1%} of the nominal base-clock peak)")  # fmt: skip
-    conv_flops, conv_s = convolution_seconds(params)
-    step_s = params["batch_size"] / speed["fp32"]
-    conv_rate = conv_flops / conv_s / 1e9
-    print(f"the model's convolutions alone, forward and backward at batch"
-          f" {params['batch_size']}: {conv_rate:.0f} GFLOP/s ({conv_rate / matmul32:.0%} of the"
-          f" matmul rate), {conv_s * 1e3:.1f} ms of the training step's {step_s * 1e3:.1f} ms"
-          f" ({conv_s / step_s:.0%}; the rest: BatchNorm, activations, dropout, the optimiser,"
-          " Keras's step)")  # fmt: skip
+    convolutions = ""
+    if BACKEND == "tensorflow":  # the convolutions alone, as TensorFlow runs them in training
+        conv_flops, conv_s = convolution_seconds(params)
+        step_s = params["batch_size"] / speed["fp32"]
+        conv_rate = conv_flops / conv_s / 1e9
+        print(f"the model's convolutions alone, forward and backward at batch"
+              f" {params['batch_size']}: {conv_rate:.0f} GFLOP/s ({conv_rate / matmul32:.0%} of"
+              f" the matmul rate), {conv_s * 1e3:.1f} ms of the training step's"
+              f" {step_s * 1e3:.1f} ms ({conv_s / step_s:.0%}; the rest: BatchNorm, activations,"
+              " dropout, the optimiser, Keras's step)")  # fmt: skip
+        convolutions = f" conv_gflops={conv_rate:.0f} conv_share={conv_s / step_s:.2f}"
     print(f"RESULT flops_per_image={per_image / 1e6:.1f}M fp32_img_s={speed['fp32']:.0f}"
           f" fp32_gflops={achieved:.1f} peak_gflops={peak:.0f} matmul_gflops={matmul32:.0f}"
           f" bf16_matmul_gflops={matmul16:.0f} utilisation={achieved / matmul32:.3f}"
           f" xla_ratio={speed['xla'] / speed['fp32']:.2f}"
           f" bf16_ratio={speed['bf16'] / speed['fp32']:.2f} cpu_simd={simd}"
-          f" conv_gflops={conv_rate:.0f} conv_share={conv_s / step_s:.2f}")  # fmt: skip
+          + convolutions)  # fmt: skip
 
 
 def measure_variants(x, y, params, epochs: int, variants: dict, per_image: int, unit: str):

@@ -21,7 +21,8 @@ from src.review import kaggle_cli
 # Set here, before any test module imports Keras (and TensorFlow with it).
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
-    _share = max(1, len(os.sched_getaffinity(0)) // _WORKERS)
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    _share = max(1, (_cores or 1) // _WORKERS)
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(_share))
 
 SAMPLE = ROOT / "input" / "sample"
