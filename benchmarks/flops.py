@@ -102,22 +102,17 @@ def matmul_gflops(dtype, n: int = 2048, repeats: int = 5) -> float:
         def step():
             traced(a).numpy()
 
-    step()  # compile or trace, and warm up
+    return 2 * n**3 / best_seconds(step, repeats) / 1e9
+
+
+def best_seconds(step, repeats: int = 5) -> float:
+    """The fastest of `repeats` calls of `step` (which waits for its result), after a first
+    call that compiles or traces it and warms up."""
+    step()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         step()
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
-
-
-def timed_best(fn, repeats: int = 5) -> float:
-    """The best of `repeats` calls of a traced TensorFlow function, after a warm-up call."""
-    fn().numpy()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn().numpy()
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -147,7 +142,7 @@ def convolution_seconds(params: dict) -> tuple[float, float]:
             return tf.reduce_sum(dx) + tf.reduce_sum(dk)
 
         flops += 3 * 2 * batch * h_out * w_out * int(np.prod(layer.kernel_size)) * c_in * c_out
-        seconds += timed_best(step)
+        seconds += best_seconds(lambda step=step: step().numpy())
     return flops, seconds
 
 
