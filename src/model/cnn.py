@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from src.model.batch_norm import BatchNormalization
+
 IMAGE_SHAPE = (28, 28, 1)
 
 
@@ -19,7 +21,7 @@ def _conv_bn(x, filters: int, kernel: int, params: dict, strides: int = 1, paddi
     if bn:
         # Default momentum 0.99 leaves the moving statistics near their initial values after the
         # few hundred steps a fold trains for, so inference would run at chance.
-        x = layers.BatchNormalization(momentum=params["bn_momentum"])(x)
+        x = BatchNormalization(momentum=params["bn_momentum"])(x)
     return layers.Activation("relu")(x)
 
 

@@ -96,14 +96,12 @@ def checkpoint(cfg: Config) -> Path:
 
 
 def bare_model(model):
-    """The network alone, without the optimiser, loss and metrics it was compiled with: a
-    model.keras that plain Keras loads anywhere (no project code to import for a custom loss),
-    as the batched engine's models already are."""
-    if not model.compiled:
-        return model
-    bare = type(model).from_config(model.get_config())  # clone_model would compile it too
-    bare.set_weights(model.get_weights())
-    return bare
+    """The network alone, in Keras's own layers, without the optimiser, loss and metrics it was
+    compiled with: a model.keras that plain Keras loads anywhere (no project code to import for
+    a custom loss or the fused BatchNorm), predicting what the trained model predicts."""
+    from src.model.batch_norm import with_keras_batch_norm  # Keras: only where models are
+
+    return with_keras_batch_norm(model)  # a new model from the config: never compiled
 
 
 def save_model(out: Path, model, history: dict, meta_name: str, meta: dict,
