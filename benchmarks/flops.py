@@ -22,8 +22,13 @@ same figures differ by machine.
 - Convolutions (CPU, TensorFlow): the model's own Conv2D layers at its training batch, forward
   and both gradients, each timed alone: their rate against the matmul's, and their share of a
   float32 training step (what the rest of the step costs, where the FLOPs are not).
+- BatchNorm (CPU, TensorFlow): a training step of the model as it trains (TensorFlow's fused
+  BatchNorm kernel, src/model/batch_norm.py) against the same model with Keras's own
+  BatchNormalization, their steps interleaved in blocks in this process, so that the machine's
+  drift falls on both alike.
 Ends with `RESULT flops_per_image=... fp32_img_s=... fp32_gflops=... peak_gflops=...
-matmul_gflops=... utilisation=... xla_ratio=... bf16_ratio=... conv_gflops=... conv_share=...`.
+matmul_gflops=... utilisation=... xla_ratio=... bf16_ratio=... conv_gflops=... conv_share=...
+fused_bn_ratio=...`.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import numpy as np
 from benchmarks.throughput import EpochTimes
 from src.config import ROOT
 from src.data.load import load_digits
+from src.model.batch_norm import with_keras_batch_norm
 from src.model.cnn import build_model
 from src.params import default_params, parse_override
 from src.train.device import BACKEND, accelerator, configure_device
@@ -146,6 +152,33 @@ def convolution_seconds(params: dict) -> tuple[float, float]:
     return flops, seconds
 
 
+def batch_norm_step_seconds(x, y, params: dict, rounds: int = 30, block: int = 10) -> dict:
+    """Seconds of one training step with the fused BatchNorm (`fused`) and with Keras's own
+    (`keras`): the same model, the same batches, blocks of `block` steps interleaved `rounds`
+    times after a warm-up."""
+    keras.utils.set_random_seed(0)
+    fused = build_model(params)
+    models = {"fused": fused, "keras": with_keras_batch_norm(fused)}
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(params["batch_size"])
+    steps = {}
+    for name, model in models.items():
+        compile_model(model, params, int(np.ceil(len(x) / params["batch_size"])), 1)
+        model.make_train_function()
+        batch_iterator = iter(batches)
+        steps[name] = lambda m=model, it=batch_iterator: m.train_function(it)
+        for _ in range(block):
+            steps[name]()
+    seconds = dict.fromkeys(models, 0.0)
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(block):
+                logs = step()
+            float(logs["loss"])  # waits for the block's last step
+            seconds[name] += time.perf_counter() - start
+    return {name: total / (rounds * block) for name, total in seconds.items()}
+
+
 def cpu_features() -> tuple[str, str]:
     """(the CPU's model name and its vector features in words, the widest as a RESULT token)."""
     info = Path("/proc/cpuinfo").read_text()
@@ -210,7 +243,7 @@ def main() -> None:
           f" {matmul32:.0f} GFLOP/s, bfloat16 {matmul16:.0f} GFLOP/s")  # fmt: skip
     print(f"training runs at {achieved / matmul32:.1%} of the measured float32 matmul rate"
           f" ({achieved / peak:.1%} of the nominal base-clock peak)")  # fmt: skip
-    convolutions = ""
+    cpu_tokens = ""
     if BACKEND == "tensorflow":  # the convolutions alone, as TensorFlow runs them in training
         conv_flops, conv_s = convolution_seconds(params)
         step_s = params["batch_size"] / speed["fp32"]
@@ -220,13 +253,19 @@ def main() -> None:
               f" the matmul rate), {conv_s * 1e3:.1f} ms of the training step's"
               f" {step_s * 1e3:.1f} ms ({conv_s / step_s:.0%}; the rest: BatchNorm, activations,"
               " dropout, the optimiser, Keras's step)")  # fmt: skip
-        convolutions = f" conv_gflops={conv_rate:.0f} conv_share={conv_s / step_s:.2f}"
+        cpu_tokens = f" conv_gflops={conv_rate:.0f} conv_share={conv_s / step_s:.2f}"
+        step = batch_norm_step_seconds(x, y, params)
+        ratio = step["keras"] / step["fused"]
+        print(f"a training step with TensorFlow's fused BatchNorm kernel (as the model trains):"
+              f" {step['fused'] * 1e3:.1f} ms; with Keras's own BatchNormalization:"
+              f" {step['keras'] * 1e3:.1f} ms ({ratio:.2f}x the time; interleaved)")  # fmt: skip
+        cpu_tokens += f" fused_bn_ratio={ratio:.2f}"
     print(f"RESULT flops_per_image={per_image / 1e6:.1f}M fp32_img_s={speed['fp32']:.0f}"
           f" fp32_gflops={achieved:.1f} peak_gflops={peak:.0f} matmul_gflops={matmul32:.0f}"
           f" bf16_matmul_gflops={matmul16:.0f} utilisation={achieved / matmul32:.3f}"
           f" xla_ratio={speed['xla'] / speed['fp32']:.2f}"
           f" bf16_ratio={speed['bf16'] / speed['fp32']:.2f} cpu_simd={simd}"
-          + convolutions)  # fmt: skip
+          + cpu_tokens)  # fmt: skip
 
 
 def measure_variants(x, y, params, epochs: int, variants: dict, per_image: int, unit: str):
