@@ -13,12 +13,12 @@ from src.outputs.run_folder import save_model
 from src.params import default_params
 
 
-def twin_layers(shape, momentum=0.9):
+def twin_layers(shape, momentum=0.9, dtype="float32"):
     """Keras's layer and the fused one, built with the same weights, none of them trivial."""
     rng = np.random.default_rng(0)
     plain, fused = (
-        keras.layers.BatchNormalization(momentum=momentum),
-        BatchNormalization(momentum=momentum),
+        keras.layers.BatchNormalization(momentum=momentum, dtype=dtype),
+        BatchNormalization(momentum=momentum, dtype=dtype),
     )
     weights = [rng.uniform(0.5, 1.5, shape[-1]), rng.normal(size=shape[-1]),
                rng.normal(size=shape[-1]), rng.uniform(0.5, 2.0, shape[-1])]  # fmt: skip
@@ -53,12 +53,26 @@ def test_training_matches_keras_output_gradients_and_moving_statistics(shape):
     np.testing.assert_allclose(np.asarray(fused(x)), np.asarray(plain(x)), rtol=1e-5, atol=1e-5)
 
 
-def test_the_fused_kernel_is_what_trains():
+def test_mixed_precision_normalises_in_float32_as_keras_does():
+    """Under mixed_bfloat16 both layers compute in float32 and hand back bfloat16."""
+    shape = (6, 9, 7, 5)
+    x = tf.constant(np.random.default_rng(1).normal(2.0, 3.0, size=shape), tf.bfloat16)
+    plain, fused = twin_layers(shape, dtype="mixed_bfloat16")
+    expected, got = one_training_call(plain, x), one_training_call(fused, x)
+    assert got[0].dtype == expected[0].dtype == tf.bfloat16
+    for a, b in zip(expected, got, strict=True):
+        a, b = np.asarray(tf.cast(a, tf.float32)), np.asarray(tf.cast(b, tf.float32))
+        np.testing.assert_allclose(b, a, rtol=2e-2, atol=2e-2)  # bfloat16: 8 bits of mantissa
+
+
+@pytest.mark.parametrize("policy, dtype", [("float32", tf.float32),
+                                           ("mixed_bfloat16", tf.bfloat16)])  # fmt: skip
+def test_the_fused_kernel_is_what_trains(policy, dtype):
     """The training graph holds TensorFlow's fused op, and not Keras's moments."""
-    _, fused = twin_layers((4, 5, 5, 3))
+    _, fused = twin_layers((4, 5, 5, 3), dtype=policy)
     graph = (
         tf.function(lambda x: fused(x, training=True))
-        .get_concrete_function(tf.TensorSpec((4, 5, 5, 3), tf.float32))
+        .get_concrete_function(tf.TensorSpec((4, 5, 5, 3), dtype))
         .graph
     )
     ops = {op.type for op in graph.get_operations()}

@@ -6,8 +6,9 @@ and shift, each a pass over the activations, and as many again for the gradient.
 whole training step is measurably faster (benchmarks/README.md, "flops"). The arithmetic is
 Keras's: the batch's own mean and biased variance normalise it, and the moving statistics are
 updated with Keras's momentum from that same biased variance (the kernel reports the unbiased
-one, which is corrected back). Inference, the other backends (JAX, PyTorch), masks, renorm and
-anything other than float32 activations of rank 4 with channels last run Keras's own code.
+one, which is corrected back), in float32 as Keras computes it under mixed precision.
+Inference, the other backends (JAX, PyTorch), masks, renorm and activations other than rank 4
+with channels last run Keras's own code.
 Saved models hold Keras's own layer (`with_keras_batch_norm`), so plain Keras loads them
 without this project's code.
 """
@@ -28,22 +29,24 @@ class BatchNormalization(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable and self._fusable(inputs, mask)):
             return super().call(inputs, training=training, mask=mask)
+        # In float32, as Keras normalises float16 and bfloat16 activations (mixed precision).
+        x = tf.cast(inputs, "float32")
         # exponential_avg_factor=1: the kernel returns the batch's own statistics; the moving
         # ones are updated below, as Keras updates them.
         outputs, mean, unbiased = tf.compat.v1.nn.fused_batch_norm(
-            inputs,
+            x,
             self.gamma.value,
             self.beta.value,
             epsilon=self.epsilon,
             is_training=True,
             exponential_avg_factor=1.0,
         )
-        count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], "float32")
+        count = tf.cast(tf.size(x) // tf.shape(x)[-1], "float32")
         variance = unbiased * ((count - 1.0) / count)
         momentum = self.momentum
         self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
         self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
-        return outputs
+        return tf.cast(outputs, self.compute_dtype)
 
     def _fusable(self, inputs, mask) -> bool:
         """Whether the fused kernel computes what Keras's code would for these inputs."""
@@ -52,7 +55,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
             and mask is None
             and len(inputs.shape) == 4
             and self.axis in (-1, 3)
-            and keras.backend.standardize_dtype(inputs.dtype) == "float32"
+            and keras.backend.standardize_dtype(inputs.dtype) in ("float32", "float16", "bfloat16")
             and self.center
             and self.scale
             and not self.renorm
