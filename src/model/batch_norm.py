@@ -58,7 +58,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
             and keras.backend.standardize_dtype(inputs.dtype) in ("float32", "float16", "bfloat16")
             and self.center
             and self.scale
-            and not self.renorm
+            and not getattr(self, "renorm", False)  # in Keras 3.15, not 3.13
             and not self.synchronized
         )
 
