@@ -152,7 +152,7 @@ def convolution_seconds(params: dict) -> tuple[float, float]:
     return flops, seconds
 
 
-def batch_norm_step_seconds(x, y, params: dict, rounds: int = 30, block: int = 10) -> dict:
+def batch_bn_seconds(x, y, params: dict, rounds: int = 30, block: int = 10) -> dict:
     """Seconds of one training step with the fused BatchNorm (`fused`) and with Keras's own
     (`keras`): the same model, the same batches, blocks of `block` steps interleaved `rounds`
     times after a warm-up."""
@@ -254,11 +254,11 @@ def main() -> None:
               f" {step_s * 1e3:.1f} ms ({conv_s / step_s:.0%}; the rest: BatchNorm, activations,"
               " dropout, the optimiser, Keras's step)")  # fmt: skip
         cpu_tokens = f" conv_gflops={conv_rate:.0f} conv_share={conv_s / step_s:.2f}"
-        step = batch_norm_step_seconds(x, y, params)
-        ratio = step["keras"] / step["fused"]
+        bn_s = batch_bn_seconds(x, y, params)
+        ratio = bn_s["keras"] / bn_s["fused"]
         print(f"a training step with TensorFlow's fused BatchNorm kernel (as the model trains):"
-              f" {step['fused'] * 1e3:.1f} ms; with Keras's own BatchNormalization:"
-              f" {step['keras'] * 1e3:.1f} ms ({ratio:.2f}x the time; interleaved)")  # fmt: skip
+              f" {bn_s['fused'] * 1e3:.1f} ms; with Keras's own BatchNormalization:"
+              f" {bn_s['keras'] * 1e3:.1f} ms ({ratio:.2f}x the time; interleaved)")  # fmt: skip
         cpu_tokens += f" fused_bn_ratio={ratio:.2f}"
     print(f"RESULT flops_per_image={per_image / 1e6:.1f}M fp32_img_s={speed['fp32']:.0f}"
           f" fp32_gflops={achieved:.1f} peak_gflops={peak:.0f} matmul_gflops={matmul32:.0f}"

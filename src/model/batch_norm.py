@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import keras
 
-if keras.backend.backend() == "tensorflow":
+ON_TENSORFLOW = keras.backend.backend() == "tensorflow"  # the only backend with the kernel
+if ON_TENSORFLOW:
     import tensorflow as tf
 
 
@@ -51,7 +52,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
     def _fusable(self, inputs, mask) -> bool:
         """Whether the fused kernel computes what Keras's code would for these inputs."""
         return (
-            keras.backend.backend() == "tensorflow"
+            ON_TENSORFLOW
             and mask is None
             and len(inputs.shape) == 4
             and self.axis in (-1, 3)
