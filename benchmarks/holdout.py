@@ -34,13 +34,18 @@ one at a time) besides as they are; `tta` is the accuracy of all 9 views average
 A recipe whose run folder already holds a finished run is scored again without training (its
 recorded time is kept): add `--tta` to a finished benchmark at the cost of predicting.
 
+The digits no recipe got right (every recipe, blend and the classic notebook wrong) are the floor
+those recipes share: their count is printed and `never_right.png` in `--out` shows each, titled
+with its train.csv row, its label, the recipes' commonest answer and the share of recipes that
+gave it. A goal above that floor asks a recipe to get right digits none has.
+
 Wall time per recipe is the child process's, start-up included. The noise: one standard error
 of an accuracy p on n digits is sqrt(p(1-p)/n) (4,200 digits at 0.997: about 0.08 %); two
 recipes on the same digits are compared by the digits only one of them gets right.
 
 Prints each run's own output, a line per split and recipe, a table, and
 `RESULT name_acc=... name_s=... [name_oof=...] [name_folds=... name_full=... name_all=...]
-[name_first=...] [name_tta=...]`.
+[name_first=...] [name_tta=...] never_right=...`.
 Tables: benchmarks/README.md, "Kaggle-size holdout".
 """
 
@@ -189,6 +194,15 @@ def blend(run_dirs: list[Path], truth: np.ndarray, classes: np.ndarray) -> dict:
     return {"acc": float(np.mean(predicted == truth)), "predicted": predicted}
 
 
+def never_right(predicted: dict[str, np.ndarray], truth: np.ndarray):
+    """The digits every recipe got wrong: (their positions, the recipes' commonest answer for
+    each, the share of recipes that gave it)."""
+    answers = np.stack(list(predicted.values()))  # recipes x digits, class indices
+    where = np.flatnonzero(np.all(answers != truth, axis=0))
+    counts = np.stack([np.sum(answers[:, where] == c, axis=0) for c in range(answers.max() + 1)])
+    return where, counts.argmax(axis=0), counts.max(axis=0, initial=0) / len(answers)
+
+
 def run_classic(data, train_rows: np.ndarray, held_out: np.ndarray, seed: int):
     """The classic notebook on the training part: (held-out class indices, seconds)."""
     from benchmarks.classic import fit_classic
@@ -289,11 +303,11 @@ def main() -> None:
     print(f"\n| recipe | accuracy on {n:,} held-out digits (± 1 s.e.) | OOF | folds / full / all"
           " models | TTA | s per split |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- |")
-    result, right = "RESULT", {}
+    result, right, answers = "RESULT", {}, {}
     for name in names:
         runs = results[name]
         predicted = np.concatenate([scores["predicted"] for scores, _ in runs])
-        right[name] = predicted == truth
+        answers[name], right[name] = predicted, predicted == truth
         acc, mean_s = float(np.mean(right[name])), float(np.mean([s for _, s in runs]))
         oofs = [scores["oof"] for scores, _ in runs if "oof" in scores]
         oof = f"{np.mean(oofs):.4f}" if oofs else "-"
@@ -326,7 +340,16 @@ def main() -> None:
             only_second = int(np.sum(right[second] & ~right[first]))
             print(f"{first} vs {second}: {only_first} digits only {first} got right,"
                   f" {only_second} only {second}")  # fmt: skip
-    print(result)
+    where, answer, share = never_right(answers, truth)
+    rows = np.concatenate([held for _, held in splits])[where]
+    if len(where):
+        from src.review.figures import wrong_gallery
+
+        gallery = wrong_gallery(data.x_train[rows], classes[truth[where]], classes[answer],
+                                share, rows, a.out / "never_right.png")  # fmt: skip
+        print(f"{len(where)} of {n:,} held-out digits no recipe got right (train.csv rows"
+              f" {', '.join(map(str, rows))}): {a.out / gallery}")  # fmt: skip
+    print(f"{result} never_right={len(where)}")
 
 
 if __name__ == "__main__":

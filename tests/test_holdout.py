@@ -82,3 +82,19 @@ def test_with_test_the_runs_test_csv_ends_with_the_competitions_and_only_the_hel
     scores = score_run(run, truth, data.layout.classes)
     assert scores["acc"] == 1.0 and scores["first"] == 0.0
     assert len(scores["predicted"]) == len(truth)
+
+
+def test_never_right_finds_the_digits_every_recipe_got_wrong_and_their_commonest_answer():
+    """The floor the recipes share: a digit one recipe got right is not in it."""
+    from benchmarks.holdout import never_right
+
+    truth = np.array([4, 9, 3, 1])
+    predicted = {"a": np.array([9, 4, 3, 7]),  # wrong on digits 0, 1, 3
+                 "b": np.array([9, 9, 2, 7]),  # right on digit 1
+                 "c": np.array([6, 4, 3, 2])}  # fmt: skip
+    where, answer, share = never_right(predicted, truth)
+    assert where.tolist() == [0, 3]
+    assert answer.tolist() == [9, 7]  # 9 twice and 6 once; 7 twice and 2 once
+    np.testing.assert_allclose(share, [2 / 3, 2 / 3])
+    where, *_ = never_right({"a": truth.copy()}, truth)
+    assert len(where) == 0
