@@ -36,8 +36,8 @@ recorded time is kept): add `--tta` to a finished benchmark at the cost of predi
 
 The digits no recipe got right (every recipe, blend and the classic notebook wrong) are the floor
 those recipes share: their count is printed and `never_right.png` in `--out` shows each, titled
-with its train.csv row, its label, the recipes' commonest answer and the share of recipes that
-gave it. A goal above that floor asks a recipe to get right digits none has.
+with its train.csv row (from 0, below the header), its label, the recipes' commonest answer and the
+share of recipes that gave it. A goal above that floor asks a recipe to get right digits none has.
 
 Wall time per recipe is the child process's, start-up included. The noise: one standard error
 of an accuracy p on n digits is sqrt(p(1-p)/n) (4,200 digits at 0.997: about 0.08 %); two
@@ -250,6 +250,7 @@ def main() -> None:
 
     import_keras()  # before anything imports TensorFlow: without its start-up log
     data = load_digits(a.data_dir.resolve())
+    file_rows = np.arange(len(data.y_train))  # each digit's row in train.csv
     if a.rows and a.rows < len(data.y_train):
         from sklearn.model_selection import train_test_split
 
@@ -258,6 +259,7 @@ def main() -> None:
         from dataclasses import replace
 
         data = replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
+        file_rows = keep
     classes = data.layout.classes
     for mix in a.blend:
         unknown = [part for part in mix.split("+") if part not in named]
@@ -341,14 +343,16 @@ def main() -> None:
             print(f"{first} vs {second}: {only_first} digits only {first} got right,"
                   f" {only_second} only {second}")  # fmt: skip
     where, answer, share = never_right(answers, truth)
-    rows = np.concatenate([held for _, held in splits])[where]
+    digits = np.concatenate([held for _, held in splits])[where]
+    rows, figure = file_rows[digits], a.out / "never_right.png"
+    figure.unlink(missing_ok=True)  # an earlier benchmark's
     if len(where):
         from src.review.figures import wrong_gallery
 
-        gallery = wrong_gallery(data.x_train[rows], classes[truth[where]], classes[answer],
-                                share, rows, a.out / "never_right.png")  # fmt: skip
+        labels, answered = classes[truth[where]], classes[answer]
+        wrong_gallery(data.x_train[digits], labels, answered, share, rows, figure)
         print(f"{len(where)} of {n:,} held-out digits no recipe got right (train.csv rows"
-              f" {', '.join(map(str, rows))}): {a.out / gallery}")  # fmt: skip
+              f" {', '.join(map(str, rows))}, from 0 below the header): {figure}")  # fmt: skip
     print(f"{result} never_right={len(where)}")
 
 
