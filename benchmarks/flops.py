@@ -152,7 +152,7 @@ def convolution_seconds(params: dict) -> tuple[float, float]:
     return flops, seconds
 
 
-def batch_bn_seconds(x, y, params: dict, rounds: int = 30, block: int = 10) -> dict:
+def batch_norm_step_seconds(x, y, params: dict, rounds: int = 30, block: int = 10) -> dict:
     """Seconds of one training step with the fused BatchNorm (`fused`) and with Keras's own
     (`keras`): the same model, the same batches, blocks of `block` steps interleaved `rounds`
     times after a warm-up."""
@@ -254,7 +254,7 @@ def main() -> None:
               f" {step_s * 1e3:.1f} ms ({conv_s / step_s:.0%}; the rest: BatchNorm, activations,"
               " dropout, the optimiser, Keras's step)")  # fmt: skip
         cpu_tokens = f" conv_gflops={conv_rate:.0f} conv_share={conv_s / step_s:.2f}"
-        bn_s = batch_bn_seconds(x, y, params)
+        bn_s = batch_norm_step_seconds(x, y, params)
         ratio = bn_s["keras"] / bn_s["fused"]
         print(f"a training step with TensorFlow's fused BatchNorm kernel (as the model trains):"
               f" {bn_s['fused'] * 1e3:.1f} ms; with Keras's own BatchNormalization:"
