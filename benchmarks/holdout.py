@@ -41,9 +41,11 @@ share of recipes that gave it. A goal above that floor asks a recipe to get righ
 
 Wall time per recipe is the child process's, start-up included. The noise: one standard error
 of an accuracy p on n digits is sqrt(p(1-p)/n) (4,200 digits at 0.997: about 0.08 %); two
-recipes on the same digits are compared by the digits only one of them gets right.
+recipes on the same digits are compared by the digits only one of them gets right, and an exact
+sign test on those says how likely so uneven a split is by chance (p).
 
-Prints each run's own output, a line per split and recipe, a table, and
+Prints each run's own output, a line per split and recipe (with each model's mistakes alone
+where a run leaves several), a table, the recipes compared pair by pair, and
 `RESULT name_acc=... name_s=... [name_oof=...] [name_folds=... name_full=... name_all=...]
 [name_first=...] [name_tta=...] never_right=...`.
 Tables: benchmarks/README.md, "Kaggle-size holdout".
@@ -176,6 +178,7 @@ def score_run(run_dir: Path, truth: np.ndarray, classes: np.ndarray) -> dict:
     if groups["folds"] and groups["full"]:  # with only one kind, every group is the submission
         for group, members in groups.items():
             scores[group] = float(np.mean(np.mean(members, axis=0).argmax(axis=1) == truth))
+    scores["models"] = {name: int(np.sum(p.argmax(axis=1) != truth)) for name, p in probas.items()}
     if any(name.startswith("pseudo_") for name in probas):
         first = np.mean(groups["full"] or groups["folds"], axis=0).argmax(axis=1)
         scores["first"] = float(np.mean(first == truth))
@@ -192,6 +195,17 @@ def blend(run_dirs: list[Path], truth: np.ndarray, classes: np.ndarray) -> dict:
             probas.append(z["test_proba"][: len(truth)])
     predicted = np.mean(probas, axis=0).argmax(axis=1)
     return {"acc": float(np.mean(predicted == truth)), "predicted": predicted}
+
+
+def compare(right_a: np.ndarray, right_b: np.ndarray) -> tuple[int, int, float]:
+    """Two recipes on the same digits: (digits only A got right, only B, the two-sided p of an
+    exact sign test on those discordant digits: how often a coin would split them so unevenly).
+    """
+    from scipy.stats import binomtest
+
+    only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(right_b & ~right_a))
+    p = binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
+    return only_a, only_b, float(p)
 
 
 def never_right(predicted: dict[str, np.ndarray], truth: np.ndarray):
@@ -281,7 +295,11 @@ def main() -> None:
                 scores["tta"] = score_tta(run_dir, data.x_train[held_out], truth)
             results[name].append((scores, seconds))
             extra = "".join(f", {k} {v:.4f}" for k, v in scores.items()
-                            if not isinstance(v, np.ndarray) and k != "acc")  # fmt: skip
+                            if isinstance(v, float) and k != "acc")  # fmt: skip
+            if len(scores["models"]) > 1:
+                extra += ", wrong alone: " + ", ".join(
+                    f"{model} {wrong}" for model, wrong in scores["models"].items()
+                )
             print(f"split {s + 1}/{a.splits} {name}: {scores['acc']:.4f} on {len(held_out)}"
                   f" held-out digits{extra}, {seconds:.0f} s", flush=True)  # fmt: skip
         for mix in a.blend:
@@ -301,10 +319,11 @@ def main() -> None:
                   f" digits, {seconds:.0f} s", flush=True)  # fmt: skip
 
     n = sum(len(held) for _, held in splits)
-    truth = np.concatenate([data.y_train[held] for _, held in splits])
-    print(f"\n| recipe | accuracy on {n:,} held-out digits (± 1 s.e.) | OOF | folds / full / all"
-          " models | TTA | s per split |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- |")
+    truths = [data.y_train[held] for _, held in splits]
+    truth = np.concatenate(truths)
+    print(f"\n| recipe | accuracy on {n:,} held-out digits (± 1 s.e.) | wrong per split | OOF |"
+          " folds / full / all models | TTA | s per split |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     result, right, answers = "RESULT", {}, {}
     for name in names:
         runs = results[name]
@@ -318,7 +337,9 @@ def main() -> None:
         ttas = [sc["tta"] for sc, _ in runs if "tta" in sc]
         tta = f"{np.mean(ttas):.4f}" if ttas else "-"
         label = f"`{name}` ({named[name]})" if name in named else f"`{name}`"
-        print(f"| {label} | {acc:.4f} ± {standard_error(acc, n):.4f} | {oof} |"
+        wrong = " / ".join(str(int(np.sum(sc["predicted"] != t)))
+                           for (sc, _), t in zip(runs, truths, strict=True))  # fmt: skip
+        print(f"| {label} | {acc:.4f} ± {standard_error(acc, n):.4f} | {wrong} | {oof} |"
               f" {' / '.join(mixes) or '-'} | {tta} | {mean_s:.0f} |")  # fmt: skip
         key = name.replace("+", "_")
         result += f" {key}_acc={acc:.4f} {key}_s={mean_s:.0f}"
@@ -330,18 +351,17 @@ def main() -> None:
         if firsts:
             result += f" {name}_first={np.mean(firsts):.4f}"
             first_right = np.concatenate([sc["first_predicted"] for sc, _ in runs]) == truth
-            only_first = int(np.sum(first_right & ~right[name]))
+            only_first, only_sub, p_value = compare(first_right, right[name])
             print(f"{name}'s first round vs its submission: {only_first} digits only the first"
-                  f" round got right, {int(np.sum(right[name] & ~first_right))} only the"
-                  " submission")  # fmt: skip
+                  f" round got right, {only_sub} only the submission (sign test p ="
+                  f" {p_value:.2f})")  # fmt: skip
         if ttas:
             result += f" {name}_tta={tta}"
     for i, first in enumerate(names):
         for second in names[i + 1 :]:
-            only_first = int(np.sum(right[first] & ~right[second]))
-            only_second = int(np.sum(right[second] & ~right[first]))
+            only_first, only_second, p_value = compare(right[first], right[second])
             print(f"{first} vs {second}: {only_first} digits only {first} got right,"
-                  f" {only_second} only {second}")  # fmt: skip
+                  f" {only_second} only {second} (sign test p = {p_value:.2f})")  # fmt: skip
     where, answer, share = never_right(answers, truth)
     digits = np.concatenate([held for _, held in splits])[where]
     rows, figure = file_rows[digits], a.out / "never_right.png"

@@ -81,6 +81,7 @@ def test_with_test_the_runs_test_csv_ends_with_the_competitions_and_only_the_hel
     )
     scores = score_run(run, truth, data.layout.classes)
     assert scores["acc"] == 1.0 and scores["first"] == 0.0
+    assert scores["models"] == {"full_1": len(truth), "pseudo_1": 0}  # each model alone
     assert len(scores["predicted"]) == len(truth)
 
 
@@ -98,3 +99,16 @@ def test_never_right_finds_the_digits_every_recipe_got_wrong_and_their_commonest
     np.testing.assert_allclose(share, [2 / 3, 2 / 3])
     where, *_ = never_right({"a": truth.copy()}, truth)
     assert len(where) == 0
+
+
+def test_compare_counts_the_digits_only_one_recipe_got_right_and_their_sign_test():
+    """9 digits against 1 is a coin's split only 2 % of the time; 5 against 5 always."""
+    from benchmarks.holdout import compare
+
+    a = np.array([True] * 9 + [False] + [True] * 5 + [False] * 5 + [True, False])
+    b = np.array([False] * 9 + [True] + [False] * 5 + [True] * 5 + [True, False])
+    only_a, only_b, p = compare(a[:10], b[:10])
+    assert (only_a, only_b) == (9, 1) and abs(p - 22 / 1024) < 1e-9  # 2 * (1 + 10) / 2**10
+    assert compare(b[:10], a[:10]) == (1, 9, p)  # two-sided: the order does not matter
+    assert compare(a[10:20], b[10:20])[2] == 1.0
+    assert compare(a[20:], b[20:]) == (0, 0, 1.0)  # digits both got right or both wrong
