@@ -91,6 +91,9 @@ PARAMS: dict[str, Param] = {
     # displacement field smoothed over sigma pixels; 0 = off.
     "elastic_alpha": Param(0.0, 0.0, Range(0), augment=True),
     "elastic_sigma": Param(4.0, 4.0, Range(0, low_open=True), augment=True),
+    # The last N epochs train on the digits as they are, unwarped (every epoch, if N >= the
+    # run's epochs); 0 = every epoch augmented.
+    "clean_epochs": Param(0, 0, Range(0), augment=True),
 }
 
 DEFAULTS: dict[str, dict] = {

@@ -24,7 +24,7 @@ from src.params import default_params, parse_override
 from src.train.batched import BatchedEngine
 from src.train.batched_program import BatchedProgram
 from src.train.engine import Job
-from src.train.fit import compile_model
+from src.train.fit import compile_model, fit_model
 from src.train.folds import fold_jobs
 
 
@@ -174,6 +174,47 @@ def early_stopping() -> dict:
 
     engine.train(jobs, keep)
     return done
+
+
+def clean() -> dict:
+    """`clean_epochs`: an epoch the switch turns off trains each model as with no augmentation
+    at all (the same weights after it), an epoch before the switch does not; the switch in each
+    model's state is on through the epochs before and off from the first clean one."""
+    data = sample(192)
+    jobs = [Job("a", np.arange(192), None, 1), Job("b", np.arange(128), None, 2)]
+    on, lr, none = np.ones(2, bool), np.zeros(2, np.float32), np.zeros(0, np.float32)
+    weights, switch = {}, []
+    for name, augment, n_clean in (("none", "none", 0), ("all_clean", "affine", 2),
+                                   ("last_clean", "affine", 1)):  # fmt: skip
+        params = narrow(optimizer="sgd", clean_epochs=n_clean)
+        program = BatchedProgram(params, data, jobs, augment=augment, epochs=2)
+        for epoch in range(2 if name == "last_clean" else 1):
+            program.run_epoch(epoch, on, lr, none)
+            weights[name, epoch] = [np.asarray(v) for v in program.state["tv"]]
+            if name == "last_clean":
+                switch.append([np.asarray(program.state["ntv"][i]).tolist()
+                               for i in program.switches])  # fmt: skip
+    fitted = {}  # the sequential engine's model.fit on JAX, 2 epochs
+    runs = (
+        ("none", "none", 0),
+        ("all_clean", "affine", 2),
+        ("last_clean", "affine", 1),
+        ("augmented", "affine", 0),
+    )
+    for name, augment, n_clean in runs:
+        keras.utils.set_random_seed(1)
+        params = narrow(optimizer="sgd", clean_epochs=n_clean)
+        model = build_model(params)
+        fit_model(model, params, (data.x_train, data.y_train), None, epochs=2, patience=1,
+                  augment=augment, seed=1, verbose=0)  # fmt: skip
+        fitted[name] = [np.asarray(v) for v in model.trainable_variables]
+    return {
+        "clean_vs_none": furthest(weights["all_clean", 0], weights["none", 0]),
+        "augmented_vs_none": furthest(weights["last_clean", 0], weights["none", 0]),
+        "switch": switch,
+        "fit_clean_vs_none": furthest(fitted["all_clean"], fitted["none"]),
+        "fit_last_clean_vs_augmented": furthest(fitted["last_clean"], fitted["augmented"]),
+    }
 
 
 def precision() -> dict:

@@ -8,9 +8,12 @@ configured rotation, zoom or shift allows. Elastic distortion is checked the sam
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
+from src.model.augment import clean_epoch
+from src.model.augment.layers import SwitchOff, augmenting_model
 from src.model.augment.tfdata import make_train_data
 from src.model.augment.warp import RandomWarp, warp
 
@@ -122,3 +125,35 @@ def test_random_warp_is_the_identity_at_inference():
     layer = RandomWarp({"rotation_range": 10, "width_shift_range": 0.1}, seed=3)
     np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
     assert not np.array_equal(np.asarray(layer(x, training=True)), x)
+
+
+@pytest.mark.parametrize("backend", ["affine", "layers", "idg", "model"])
+def test_the_last_clean_epochs_train_on_the_digits_as_they_are(backend):
+    """`clean_epochs=2` of 5: every batch of epochs 1-3 is warped, every batch of epochs 4-5
+    is the images exactly as they are; on every path a fit can take (`model`: the switched
+    augmentation layer inside the model, turned off by the fit's callback)."""
+    x = np.repeat(dot_images(14, 14)[:1], 2 * N, axis=0)  # 2 batches an epoch
+    params = {"rotation_range": 10, "zoom_range": 0.1, "width_shift_range": 0.1,
+              "height_shift_range": 0.1, "batch_size": N, "clean_epochs": 2}  # fmt: skip
+    assert clean_epoch(params, 5) == 3 and clean_epoch(params, 1) == 0
+    assert clean_epoch({**params, "clean_epochs": 0}, 5) is None
+    warped = []
+    if backend == "model":
+        inputs = keras.Input((28, 28, 1))
+        identity = keras.Model(inputs, keras.layers.Identity()(inputs))
+        trainer = augmenting_model(identity, params, "affine", seed=1)
+        switch = SwitchOff(trainer, clean_epoch(params, 5))
+        for epoch in range(5):
+            switch.on_epoch_begin(epoch)
+            for _ in range(2):
+                batch = np.asarray(trainer(x[:N].astype("float32"), training=True))
+                warped.append(not np.array_equal(batch, x[:N]))
+    else:
+        data, steps = make_train_data(x, np.zeros(2 * N, np.int64), params, backend, 1, epochs=5)
+        assert steps == 2
+        batches = iter(data)
+        for _ in range(5 * steps):
+            batch = np.asarray(next(batches)[0])
+            assert batch.shape == (N, 28, 28, 1)
+            warped.append(not np.array_equal(batch, x[:N]))
+    assert warped == [True] * 6 + [False] * 4

@@ -28,7 +28,8 @@ JAX_ENV = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT), "PYTHO
            "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()}  # fmt: skip
 FLAGS = ["--folds", "2", "--epochs", "5", "--full-fits", "0", "--trials", "0", "--seed", "3",
          "--engine", "batched", *NARROW]  # fmt: skip
-CHECKS = ("steps", "scan_epoch", "orders", "early_stopping", "precision")  # tests/jax_checks.py
+# tests/jax_checks.py
+CHECKS = ("steps", "scan_epoch", "orders", "early_stopping", "clean", "precision")
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +131,19 @@ def finish(proc: subprocess.Popen) -> str:
 def uninterrupted(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("whole")
     return out, finish(run_py(data_dir, out, "--run-name", "whole"))
+
+
+def test_the_last_clean_epochs_train_as_without_augmentation(checked):
+    """`clean_epochs`: an epoch with the switch off lands where a run without augmentation
+    lands; an augmented epoch does not; each model's switch is on, then off. The same in
+    Keras's fit on JAX (the sequential engine), where the callback turns the switch off for
+    the last epoch: that epoch trains otherwise than an augmented one."""
+    r = checked["clean"]
+    assert r["clean_vs_none"] < 1e-5  # float rounding at most
+    assert r["augmented_vs_none"] > 1e-3
+    assert r["switch"] == [[[1.0, 1.0]], [[0.0, 0.0]]]  # after epoch 1, after epoch 2
+    assert r["fit_clean_vs_none"] < 1e-5
+    assert r["fit_last_clean_vs_augmented"] > 1e-3
 
 
 def test_every_model_computes_in_the_chosen_precision(checked):

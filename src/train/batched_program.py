@@ -11,6 +11,8 @@ accelerator, and the compiled programs over it.
   matrix (src/model/matmul_conv.py): under vmap one batched matrix product per layer where Keras's
   convolutions become grouped convolutions, which run far slower; the plain model gets the
   trained weights;
+- the last `clean_epochs` train on the images as they are: each model's copy of its
+  augmentation's switch (`Switched`) is set to off in the state before those epochs;
 - each epoch ends with every validated model scoring its own validation rows, in one program,
   and the host reading back a few numbers per model.
 
@@ -30,7 +32,8 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from src.model.augment.layers import augmenting_model
+from src.model.augment import clean_epoch
+from src.model.augment.layers import Switched, augmenting_model
 from src.model.cnn import build_model
 from src.model.matmul_conv import with_matmul_convs
 from src.train.device import reset_keras
@@ -96,6 +99,10 @@ class BatchedProgram:
             raise ValueError("validated jobs must come before the others")
         self._build_state(augment, conv)
         self._place_data(tail)
+        self.first_clean = clean_epoch(params, epochs)
+        switches = {id(layer.on) for layer in self.trainer.layers if isinstance(layer, Switched)}
+        self.switches = [i for i, v in enumerate(self.trainer.non_trainable_variables)
+                         if id(v) in switches]  # fmt: skip
         # On a GPU an epoch's segment is one scan; XLA's CPU backend runs convolutions inside a
         # loop about ten times slower than outside one, so there each step is its own call.
         self.steps_per_call = self.max_steps if jax.default_backend() == "gpu" else 1
@@ -172,6 +179,10 @@ class BatchedProgram:
         on. Returns the epoch's metrics per model on the host: loss, accuracy, learning_rate,
         and for the validated models val_loss, val_accuracy, improved."""
         c = self.const
+        if self.switches:  # augmentation on before the clean epochs, off from the first of them
+            on = np.full(len(self.jobs), epoch < self.first_clean, np.float32)
+            for i in self.switches:
+                self.state["ntv"][i] = jnp.asarray(on)
         active, lr = jnp.asarray(active), jnp.asarray(lr)
         batches = self.orders(c["keys"], c["rows"], c["n_rows"], epoch)
         state, loss, correct = self.state, 0.0, 0.0

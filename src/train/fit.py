@@ -9,7 +9,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from src.model.augment.layers import augmenting_model
+from src.model.augment import clean_epoch
+from src.model.augment.layers import SwitchOff, augmenting_model
 from src.train.device import augment_in_model
 from src.train.ensemble import PREDICT_BATCH
 from src.train.optimizer import PLATEAU, learning_rate, make_optimizer
@@ -82,8 +83,12 @@ def fit_model(
 
     Without `val` (a full fit), all `epochs` run and the last weights are kept.
     """
+    cbs = [LogLearningRate(), *(callbacks or [])]
+    first_clean = clean_epoch(params, epochs)
     if augment_in_model():  # arrays in memory: Keras batches and shuffles them
         trainer = augmenting_model(model, params, augment, seed)
+        if first_clean is not None and trainer is not model:
+            cbs.append(SwitchOff(trainer, first_clean))
         x, y = train
         data = {"x": x.astype("float32"), "y": y, "batch_size": params["batch_size"],
                 "shuffle": True}  # fmt: skip
@@ -92,10 +97,9 @@ def fit_model(
         from src.model.augment.tfdata import make_train_data  # tf.data: TensorFlow only
 
         trainer = model
-        dataset, steps = make_train_data(*train, params, augment, seed)
+        dataset, steps = make_train_data(*train, params, augment, seed, epochs)
         data = {"x": dataset, "steps_per_epoch": steps, "shuffle": False}  # the pipeline shuffles
     compile_model(trainer, params, steps, epochs)
-    cbs = [LogLearningRate(), *(callbacks or [])]
     if val is not None:  # a full fit has no held-out rows: it trains every epoch
         cbs.insert(
             0,

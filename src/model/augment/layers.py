@@ -39,9 +39,46 @@ def check_augment(augment: str, in_model: bool) -> None:
 
 
 def augmenting_model(model: keras.Model, params: dict, augment: str, seed: int) -> keras.Model:
-    """`model` behind a training-only augmentation layer; both share the same weights."""
+    """`model` behind a training-only augmentation layer; both share the same weights. With
+    `clean_epochs`, the layer is a `Switched` one that the fit turns off for the last epochs."""
     if augment == "none":
         return model
     check_augment(augment, in_model=True)
     layer = RandomWarp(params, seed) if augment == "affine" else preprocessing_layers(params, seed)
+    if params.get("clean_epochs"):
+        layer = Switched(layer)
     return keras.Sequential([keras.Input(model.input_shape[1:]), layer, model], name="trainer")
+
+
+class Switched(keras.layers.Layer):
+    """An augmentation layer and a switch: `on` = 1 trains on its warped images, 0 on the
+    images as they are (the last `clean_epochs`). A variable, so that a compiled step reads it
+    (Keras's fit: `SwitchOff`; the batched engine: each model's copy in its state)."""
+
+    def __init__(self, augment: keras.layers.Layer, **kwargs):
+        kwargs.pop("dtype", None)
+        super().__init__(dtype="float32", **kwargs)  # raw pixels in, as RandomWarp takes them
+        self.augment = augment
+        self.on = self.add_weight(shape=(), initializer="ones", trainable=False, name="on")
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        # 1 * warped + 0 * images is the warped batch to the bit, and the other way round.
+        return self.on * self.augment(images, training=True) + (1 - self.on) * images
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class SwitchOff(keras.callbacks.Callback):
+    """Turn a trainer's `Switched` augmentation off from epoch `first` (from 0) on."""
+
+    def __init__(self, trainer: keras.Model, first: int):
+        super().__init__()
+        self.switches = [layer for layer in trainer.layers if isinstance(layer, Switched)]
+        self.first = first
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        for layer in self.switches:
+            layer.on.assign(0.0 if epoch >= self.first else 1.0)

@@ -15,12 +15,14 @@ All read the table's augmentation rows (`src.params.AUGMENT_KEYS`) from the hype
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from src.model.augment import clean_epoch
 from src.model.augment.layers import preprocessing_layers
 from src.model.augment.warp import DRAWS, uses_elastic, warp
 
@@ -56,27 +58,46 @@ def random_warp(images, step, params: dict, seed: int):
     return warp(images, u, noise, params)
 
 
-def make_train_data(x: np.ndarray, y: np.ndarray, params: dict, backend: str, seed: int):
-    """Shuffled, augmented, endless training batches and the number of steps in one epoch."""
+def make_train_data(x: np.ndarray, y: np.ndarray, params: dict, backend: str, seed: int,
+                    epochs: int | None = None):  # fmt: skip
+    """Shuffled, augmented, endless training batches and the number of steps in one epoch;
+    given the fit's `epochs`, the batches of its last `clean_epochs` come unwarped."""
     batch = params["batch_size"]
     steps = math.ceil(len(x) / batch)
+    first = None if epochs is None else clean_epoch(params, epochs)
+    clean_from = None if first is None else first * steps  # the first unwarped batch
     if backend == "idg":
-        return build_idg(params).flow(x.astype("float32"), y, batch_size=batch, seed=seed), steps
+        flow = build_idg(params).flow(x.astype("float32"), y, batch_size=batch, seed=seed)
+        if clean_from is None:
+            return flow, steps
+        plain = tf.keras.preprocessing.image.ImageDataGenerator().flow(
+            x.astype("float32"), y, batch_size=batch, seed=seed
+        )
+        return ((next(flow) if step < clean_from else next(plain))
+                for step in itertools.count()), steps  # fmt: skip
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     # repeat() before batch: one endless stream, so random ops keep drawing new transforms
     # each epoch instead of replaying the first epoch's (a known tf.data seeding pitfall).
     ds = ds.shuffle(len(x), seed=seed).repeat().batch(batch)
     ds = ds.map(lambda a, b: (tf.cast(a, "float32"), b))
     if backend == "layers":
-        augment = preprocessing_layers(params, seed)
+        layers = preprocessing_layers(params, seed)
+        warped = lambda step, images: layers(images, training=True)  # noqa: E731
         # One call at a time: parallel calls read the layers' seed state before either advances
         # it, so two batches could get the same transforms (tests/test_augment.py caught it).
-        ds = ds.map(lambda a, b: (augment(a, training=True), b))
+        parallel = None
     elif backend == "affine":
-        ds = ds.enumerate().map(
-            lambda step, ab: (random_warp(ab[0], step, params, seed), ab[1]),
-            num_parallel_calls=os.cpu_count() or 1,
-        )
+        warped = lambda step, images: random_warp(images, step, params, seed)  # noqa: E731
+        parallel = os.cpu_count() or 1
+    if backend in ("layers", "affine"):
+
+        def augment(step, batch):
+            images, labels = batch
+            if clean_from is None:
+                return warped(step, images), labels
+            return tf.cond(step < clean_from, lambda: warped(step, images), lambda: images), labels
+
+        ds = ds.enumerate().map(augment, num_parallel_calls=parallel)
     return ds.prefetch(PREFETCH).with_options(pipeline_options()), steps
 
 
