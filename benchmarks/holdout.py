@@ -111,16 +111,19 @@ def write_split(data, train_rows: np.ndarray, held_out: np.ndarray, folder: Path
 def run_recipe(flags: str, folder: Path, name: str) -> tuple[float, Path]:
     """`python run.py --trials 0 FLAGS` on the split in `folder`; (seconds, its run folder).
 
-    A run finished by an earlier benchmark with the same flags is not trained again: its
-    recorded seconds are returned."""
+    A run finished by an earlier benchmark with the same flags and the hyperparameters they
+    give today is not trained again: its recorded seconds are returned."""
     import json
 
     record = folder / "runs" / name / "holdout.json"
     if record.exists():
         done = json.loads(record.read_text())
-        if done["flags"] == flags:
+        changed = changed_params(flags, record.parent / "config.json")
+        if done["flags"] == flags and not changed:
             print(f"{name}: finished earlier with these flags ({done['seconds']:.0f} s)")
             return done["seconds"], record.parent
+        if changed:
+            print(f"{name}: trained earlier with other defaults ({changed}): training again")
     command = [sys.executable, "run.py", "--data-dir", str(folder), "--trials", "0",
                "--runs-dir", str(folder / "runs"), "--submissions-dir", str(folder / "subs"),
                *shlex.split(flags), "--run-name", name]  # fmt: skip
@@ -132,6 +135,24 @@ def run_recipe(flags: str, folder: Path, name: str) -> tuple[float, Path]:
         sys.exit(f"recipe {name}: run.py ended with exit code {done.returncode}")
     record.write_text(json.dumps({"flags": flags, "seconds": seconds}))
     return seconds, record.parent
+
+
+def changed_params(flags: str, config: Path) -> str:
+    """The hyperparameters the run in `config` trained with that `run.py --trials 0 FLAGS`
+    would not train with today (a default changed since), as "key recorded -> today, ...";
+    "" when they agree, or when FLAGS run a search (its trials choose them)."""
+    import json
+
+    from src.cli import build_parser
+    from src.params import default_params, parse_override
+
+    a = build_parser().parse_args(["--trials", "0", *shlex.split(flags)])
+    if a.trials:
+        return ""
+    today = {**default_params(a.model), **dict(parse_override(t, a.model) for t in a.set)}
+    recorded = json.loads(config.read_text())["params"] if config.exists() else {}
+    return ", ".join(f"{k} {recorded.get(k, 'unset')} -> {v}" for k, v in today.items()
+                     if recorded.get(k) != v)  # fmt: skip
 
 
 def score_tta(run_dir: Path, images: np.ndarray, truth: np.ndarray) -> float:

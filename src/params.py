@@ -92,8 +92,8 @@ PARAMS: dict[str, Param] = {
     "elastic_alpha": Param(0.0, 0.0, Range(0), augment=True),
     "elastic_sigma": Param(4.0, 4.0, Range(0, low_open=True), augment=True),
     # The last N epochs train on the digits as they are, unwarped (every epoch, if N >= the
-    # run's epochs); 0 = every epoch augmented.
-    "clean_epochs": Param(0, 0, Range(0), augment=True),
+    # run's epochs); 0 = every epoch augmented. The cnn's: by the Kaggle-size holdout.
+    "clean_epochs": Param(2, 0, Range(0), augment=True),
 }
 
 DEFAULTS: dict[str, dict] = {

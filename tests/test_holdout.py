@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
-from benchmarks.holdout import split_rows, write_split
+from benchmarks.holdout import changed_params, split_rows, write_split
 from src.config import ROOT
 from src.data.load import load_digits
+from src.params import default_params
 
 
 def test_the_split_is_stratified_disjoint_and_written_as_a_data_folder_run_py_reads(tmp_path):
@@ -112,3 +115,17 @@ def test_compare_counts_the_digits_only_one_recipe_got_right_and_their_sign_test
     assert compare(b[:10], a[:10]) == (1, 9, p)  # two-sided: the order does not matter
     assert compare(a[10:20], b[10:20])[2] == 1.0
     assert compare(a[20:], b[20:]) == (0, 0, 1.0)  # digits both got right or both wrong
+
+
+def test_a_recorded_run_is_reused_only_while_its_flags_give_the_same_hyperparameters(tmp_path):
+    """A run recorded before a default changed is trained again, naming what changed; one whose
+    flags give what it trained with is re-scored; a search chooses its own, so flags suffice."""
+    config = tmp_path / "config.json"
+    params = default_params("cnn")
+    config.write_text(json.dumps({"params": {**params, "dropout": 0.4}}))
+    assert changed_params("--folds 0 --set dropout=0.4", config) == ""
+    assert changed_params("--folds 0", config) == f"dropout 0.4 -> {params['dropout']}"
+    del params["clean_epochs"]  # a run from before the hyperparameter existed
+    config.write_text(json.dumps({"params": params}))
+    assert changed_params("--folds 0", config).startswith("clean_epochs unset -> ")
+    assert changed_params("--folds 5 --trials 3", config) == ""
