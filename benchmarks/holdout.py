@@ -118,11 +118,11 @@ def run_recipe(flags: str, folder: Path, name: str) -> tuple[float, Path]:
     record = folder / "runs" / name / "holdout.json"
     if record.exists():
         done = json.loads(record.read_text())
-        changed = changed_params(flags, record.parent / "config.json")
-        if done["flags"] == flags and not changed:
-            print(f"{name}: finished earlier with these flags ({done['seconds']:.0f} s)")
-            return done["seconds"], record.parent
-        if changed:
+        if done["flags"] == flags:
+            changed = changed_params(flags, record.parent / "config.json")
+            if not changed:
+                print(f"{name}: finished earlier with these flags ({done['seconds']:.0f} s)")
+                return done["seconds"], record.parent
             print(f"{name}: trained earlier with other defaults ({changed}): training again")
     command = [sys.executable, "run.py", "--data-dir", str(folder), "--trials", "0",
                "--runs-dir", str(folder / "runs"), "--submissions-dir", str(folder / "subs"),
