@@ -112,7 +112,9 @@ def run_recipe(flags: str, folder: Path, name: str) -> tuple[float, Path]:
     """`python run.py --trials 0 FLAGS` on the split in `folder`; (seconds, its run folder).
 
     A run finished by an earlier benchmark with the same flags and the hyperparameters they
-    give today is not trained again: its recorded seconds are returned."""
+    give today is not trained again: its recorded seconds are returned. One whose flags give
+    other hyperparameters today (a default changed since) ends the benchmark, naming what
+    changed: run.py would refuse to resume it, and the recorded run is not deleted here."""
     import json
 
     record = folder / "runs" / name / "holdout.json"
@@ -123,7 +125,10 @@ def run_recipe(flags: str, folder: Path, name: str) -> tuple[float, Path]:
             if not changed:
                 print(f"{name}: finished earlier with these flags ({done['seconds']:.0f} s)")
                 return done["seconds"], record.parent
-            print(f"{name}: trained earlier with other defaults ({changed}): training again")
+            sys.exit(
+                f"recipe {name}: {record.parent} was trained with other defaults"
+                f" ({changed}); delete it, or name the recipe otherwise, to train it again"
+            )
     command = [sys.executable, "run.py", "--data-dir", str(folder), "--trials", "0",
                "--runs-dir", str(folder / "runs"), "--submissions-dir", str(folder / "subs"),
                *shlex.split(flags), "--run-name", name]  # fmt: skip
@@ -140,14 +145,15 @@ def run_recipe(flags: str, folder: Path, name: str) -> tuple[float, Path]:
 def changed_params(flags: str, config: Path) -> str:
     """The hyperparameters the run in `config` trained with that `run.py --trials 0 FLAGS`
     would not train with today (a default changed since), as "key recorded -> today, ...";
-    "" when they agree, or when FLAGS run a search (its trials choose them)."""
+    "" when they agree, or when FLAGS take them from a search or a study (run.py's defaults
+    and --set only train without either)."""
     import json
 
     from src.cli import build_parser
     from src.params import default_params, parse_override
 
     a = build_parser().parse_args(["--trials", "0", *shlex.split(flags)])
-    if a.trials:
+    if a.trials or a.study_name:
         return ""
     today = {**default_params(a.model), **dict(parse_override(t, a.model) for t in a.set)}
     recorded = json.loads(config.read_text())["params"] if config.exists() else {}

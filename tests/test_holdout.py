@@ -118,8 +118,9 @@ def test_compare_counts_the_digits_only_one_recipe_got_right_and_their_sign_test
 
 
 def test_a_recorded_run_is_reused_only_while_its_flags_give_the_same_hyperparameters(tmp_path):
-    """A run recorded before a default changed is trained again, naming what changed; one whose
-    flags give what it trained with is re-scored; a search chooses its own, so flags suffice."""
+    """A run recorded before a default changed is named with what changed (not re-scored); one
+    whose flags give what it trained with is re-scored; a search or a study chooses its own, so
+    flags suffice."""
     config = tmp_path / "config.json"
     params = default_params("cnn")
     config.write_text(json.dumps({"params": {**params, "dropout": 0.4}}))
@@ -129,3 +130,4 @@ def test_a_recorded_run_is_reused_only_while_its_flags_give_the_same_hyperparame
     config.write_text(json.dumps({"params": params}))
     assert changed_params("--folds 0", config).startswith("clean_epochs unset -> ")
     assert changed_params("--folds 5 --trials 3", config) == ""
+    assert changed_params("--folds 5 --study-name wide", config) == ""  # its best trial's
