@@ -32,7 +32,8 @@ digits in 8 fixed warps (rotation +-5 degrees, zoom +-5 %, shifts of +-1 pixel a
 one at a time) besides as they are; `tta` is the accuracy of all 9 views averaged.
 
 A recipe whose run folder already holds a finished run is scored again without training (its
-recorded time is kept): add `--tta` to a finished benchmark at the cost of predicting.
+recorded time is kept): add `--tta` to a finished benchmark at the cost of predicting. The
+classic notebook's answers and time are recorded in the split's folder too, and re-scored so.
 
 The digits no recipe got right (every recipe, blend and the classic notebook wrong) are the floor
 those recipes share: their count is printed and `never_right.png` in `--out` shows each, titled
@@ -257,6 +258,19 @@ def run_classic(data, train_rows: np.ndarray, held_out: np.ndarray, seed: int):
     return predicted, time.perf_counter() - start
 
 
+def recorded_classic(data, train_rows: np.ndarray, held_out: np.ndarray, seed: int, folder: Path):
+    """`run_classic` once per split and seed: its answers and time are kept in the split's
+    folder (`classic-seed{seed}.npz`) and a rerun re-scores them, as it does a recorded run."""
+    record = folder / f"classic-seed{seed}.npz"
+    if record.exists():
+        with np.load(record) as z:
+            if len(z["predicted"]) == len(held_out):
+                return z["predicted"], float(z["seconds"])
+    predicted, seconds = run_classic(data, train_rows, held_out, seed)
+    np.savez(record, predicted=predicted, seconds=seconds)
+    return predicted, seconds
+
+
 def standard_error(p: float, n: int) -> float:
     return float(np.sqrt(p * (1 - p) / n))
 
@@ -339,7 +353,7 @@ def main() -> None:
             print(f"split {s + 1}/{a.splits} {mix}: {scores['acc']:.4f} on {len(held_out)}"
                   f" held-out digits, {seconds:.0f} s together", flush=True)  # fmt: skip
         if not a.no_classic:
-            predicted, seconds = run_classic(data, train_rows, held_out, a.seed + s)
+            predicted, seconds = recorded_classic(data, train_rows, held_out, a.seed + s, folder)
             acc = float(np.mean(predicted == truth))
             results["classic"].append(({"acc": acc, "predicted": predicted}, seconds))
             print(f"split {s + 1}/{a.splits} classic: {acc:.4f} on {len(held_out)} held-out"

@@ -131,3 +131,19 @@ def test_a_recorded_run_is_reused_only_while_its_flags_give_the_same_hyperparame
     assert changed_params("--folds 0", config).startswith("clean_epochs unset -> ")
     assert changed_params("--folds 5 --trials 3", config) == ""
     assert changed_params("--folds 5 --study-name wide", config) == ""  # its best trial's
+
+
+def test_the_classic_notebook_trains_once_per_split_and_seed_then_is_re_scored(tmp_path):
+    """Its answers and time are recorded in the split's folder; a rerun reads them (no data
+    needed: it does not train), and another seed or held-out part trains anew."""
+    from benchmarks.holdout import recorded_classic
+
+    data = load_digits(ROOT / "input" / "sample")
+    train, held_out = np.arange(0, 60), np.arange(60, 80)
+    predicted, seconds = recorded_classic(data, train, held_out, 0, tmp_path)
+    assert predicted.shape == (20,) and set(predicted) <= set(range(10)) and seconds > 0
+    assert (tmp_path / "classic-seed0.npz").exists()
+    again, again_s = recorded_classic(None, train, held_out, 0, tmp_path)  # would fail to train
+    np.testing.assert_array_equal(again, predicted)
+    assert again_s == seconds
+    assert not (tmp_path / "classic-seed1.npz").exists()  # each seed its own record
