@@ -115,12 +115,16 @@ def run_recipe(flags: str, folder: Path, name: str) -> tuple[float, Path]:
     A run finished by an earlier benchmark with the same flags and the hyperparameters they
     give today is not trained again: its recorded seconds are returned. One whose flags give
     other hyperparameters today (a default changed since) ends the benchmark, naming what
-    changed: run.py would refuse to resume it, and the recorded run is not deleted here."""
+    changed: run.py would refuse to resume it, and the recorded run is not deleted here. Other
+    flags giving the same run (run.py resumes its models) keep the recorded seconds, plus those
+    of any model trained now."""
     import json
 
     record = folder / "runs" / name / "holdout.json"
+    earlier = 0.0  # the recorded seconds of the models run.py may resume
     if record.exists():
         done = json.loads(record.read_text())
+        earlier = done["seconds"]
         if done["flags"] == flags:
             changed = changed_params(flags, record.parent / "config.json")
             if not changed:
@@ -139,8 +143,20 @@ def run_recipe(flags: str, folder: Path, name: str) -> tuple[float, Path]:
     seconds = time.perf_counter() - start
     if done.returncode:
         sys.exit(f"recipe {name}: run.py ended with exit code {done.returncode}")
+    if resumed_any(record.parent / "summary.json"):
+        seconds += earlier
     record.write_text(json.dumps({"flags": flags, "seconds": seconds}))
     return seconds, record.parent
+
+
+def resumed_any(summary: Path) -> bool:
+    """Whether run.py resumed a model of the run from an earlier run (other flags giving the
+    same run, or more models added to it): the earlier run's time is then part of the recipe's."""
+    import json
+
+    done = json.loads(summary.read_text())
+    models = [*done["folds"], *done["full_fits"], *done.get("pseudo_fits", [])]
+    return any(model["resumed"] for model in models)
 
 
 def changed_params(flags: str, config: Path) -> str:

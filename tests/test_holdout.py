@@ -147,3 +147,19 @@ def test_the_classic_notebook_trains_once_per_split_and_seed_then_is_re_scored(t
     np.testing.assert_array_equal(again, predicted)
     assert again_s == seconds
     assert not (tmp_path / "classic-seed1.npz").exists()  # each seed its own record
+
+
+def test_a_recorded_run_given_other_flags_for_the_same_run_keeps_its_recorded_time(tmp_path):
+    """run.py resumes the finished model in seconds; the recipe's time stays the training's."""
+    from benchmarks.holdout import run_recipe
+
+    data = load_digits(ROOT / "input" / "sample")
+    (train, held_out), *_ = split_rows(data.y_train, holdout=0.1, splits=1, seed=0)
+    write_split(data, train[:300], held_out[:50], tmp_path)
+    flags = "--folds 0 --full-fits 1 --epochs 1"
+    trained, run_dir = run_recipe(flags, tmp_path, "tiny")
+    record = run_dir / "holdout.json"
+    record.write_text(json.dumps({"flags": flags, "seconds": 1000.0}))  # as if it took long
+    again, _ = run_recipe(flags + " --set clean_epochs=2", tmp_path, "tiny")  # the default
+    assert trained < 1000 < again < 1100  # resumed: the recorded time and a start-up
+    assert json.loads(record.read_text())["seconds"] == again
