@@ -64,6 +64,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from src.outputs.files import read_json, write_json
+
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = "--folds 0 --full-fits 1 --epochs 18"  # the README's quick submission
 DEFAULT_RECIPES = {"quick": QUICK}
@@ -118,12 +120,10 @@ def run_recipe(flags: str, folder: Path, name: str) -> tuple[float, Path]:
     changed: run.py would refuse to resume it, and the recorded run is not deleted here. Other
     flags giving the same run (run.py resumes its models) keep the recorded seconds, plus those
     of any model trained now."""
-    import json
-
     record = folder / "runs" / name / "holdout.json"
     earlier = 0.0  # the recorded seconds of the models run.py may resume
     if record.exists():
-        done = json.loads(record.read_text())
+        done = read_json(record)
         earlier = done["seconds"]
         if done["flags"] == flags:
             changed = changed_params(flags, record.parent / "config.json")
@@ -145,16 +145,14 @@ def run_recipe(flags: str, folder: Path, name: str) -> tuple[float, Path]:
         sys.exit(f"recipe {name}: run.py ended with exit code {done.returncode}")
     if resumed_any(record.parent / "summary.json"):
         seconds += earlier
-    record.write_text(json.dumps({"flags": flags, "seconds": seconds}))
+    write_json(record, {"flags": flags, "seconds": seconds})
     return seconds, record.parent
 
 
 def resumed_any(summary: Path) -> bool:
     """Whether run.py resumed a model of the run from an earlier run (other flags giving the
     same run, or more models added to it): the earlier run's time is then part of the recipe's."""
-    import json
-
-    done = json.loads(summary.read_text())
+    done = read_json(summary)
     models = [*done["folds"], *done["full_fits"], *done.get("pseudo_fits", [])]
     return any(model["resumed"] for model in models)
 
@@ -164,8 +162,6 @@ def changed_params(flags: str, config: Path) -> str:
     would not train with today (a default changed since), as "key recorded -> today, ...";
     "" when they agree, or when FLAGS take them from a search or a study (run.py's defaults
     and --set only train without either)."""
-    import json
-
     from src.cli import build_parser
     from src.params import default_params, parse_override
 
@@ -173,7 +169,7 @@ def changed_params(flags: str, config: Path) -> str:
     if a.trials or a.study_name:
         return ""
     today = {**default_params(a.model), **dict(parse_override(t, a.model) for t in a.set)}
-    recorded = json.loads(config.read_text())["params"] if config.exists() else {}
+    recorded = read_json(config)["params"] if config.exists() else {}
     return ", ".join(f"{k} {recorded.get(k, 'unset')} -> {v}" for k, v in today.items()
                      if recorded.get(k) != v)  # fmt: skip
 
@@ -202,12 +198,10 @@ def score_run(run_dir: Path, truth: np.ndarray, classes: np.ndarray) -> dict:
     """The submission's accuracy on the held-out labels, the run's OOF, the re-combined
     ensembles (folds / full / all) from the models' saved test probabilities, and a
     pseudo-label run's first round. The held-out digits are the first rows of test.csv."""
-    import json
-
     n = len(truth)
     sub = pd.read_csv(run_dir.parent.parent / "subs" / f"{run_dir.name}.csv")[:n]
     scores = {"acc": float(np.mean(sub["Label"].to_numpy() == classes[truth]))}
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = read_json(run_dir / "summary.json")
     if summary.get("oof_accuracy") is not None:
         scores["oof"] = summary["oof_accuracy"]
     probas = {}
