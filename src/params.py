@@ -82,6 +82,10 @@ PARAMS: dict[str, Param] = {
     "label_smoothing": Param(0.0, 0.0, UNIT),
     # A moving average of the weights (Keras's `use_ema`), what a full fit ends with; 0 = off.
     "ema_momentum": Param(0.0, 0.0, UNIT),
+    # Decoupled weight decay (Keras optimizers' `weight_decay`): each step every kernel shrinks
+    # by learning rate x weight_decay of itself; BatchNorm's scale and offset and the biases
+    # are left alone. 0 = off.
+    "weight_decay": Param(0.0, 0.0, Range(0)),
     # Augmentation, in ImageDataGenerator's names and meaning: degrees, +-fraction of the size.
     "rotation_range": Param(10.0, 10.0, Range(0, 180), uniform(0.0, 20.0), augment=True),
     "zoom_range": Param(0.1, 0.1, UNIT, uniform(0.0, 0.2), augment=True),

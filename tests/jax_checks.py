@@ -52,10 +52,11 @@ def steps() -> dict:
 
     Models 0 and 1 share a seed (so they must stay identical: one never changes another),
     model 2 has another. SGD, because Adam divides by sqrt(v): on gradients that are zero but
-    for rounding it turns float noise into whole steps, which hides real differences.
+    for rounding it turns float noise into whole steps, which hides real differences. Weight
+    decay on, strong enough that a step without it would land measurably elsewhere.
     """
     data = sample(640)
-    params = narrow(optimizer="sgd")  # dropout, BatchNorm, warp: on
+    params = narrow(optimizer="sgd", weight_decay=2.0)  # dropout, BatchNorm, warp: on
     rng = np.random.default_rng(0)
     batches = [rng.choice(640, 64, replace=False).astype(np.int32) for _ in range(4)]
     rows = np.arange(640)

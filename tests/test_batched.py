@@ -46,8 +46,8 @@ def checked() -> dict:
 @pytest.mark.parametrize("conv", ["matmul", "native"])
 def test_a_vmapped_step_is_keras_own_train_step(checked, conv):
     """From the same weights and batches, four vmapped steps land where Keras's train_on_batch
-    lands (dropout, BatchNorm and RandomWarp included), and a twin stays a twin: with the
-    convolutions as matrix products (the engine's default) and as Keras's own."""
+    lands (dropout, BatchNorm, RandomWarp and weight decay included), and a twin stays a twin:
+    with the convolutions as matrix products (the engine's default) and as Keras's own."""
     r, scale = checked["steps"][conv], checked["steps"]["weight_scale"]
     assert r["moved"] > 1e-3  # the steps changed the weights
     assert r["max_abs_diff"] < 5e-5 * scale  # float rounding, not another update

@@ -179,3 +179,31 @@ def test_a_full_fit_with_ema_ends_on_the_weight_average(sample_frames):
         np.testing.assert_array_equal(np.asarray(var), np.asarray(average))
     with pytest.raises(UserError, match="ema_momentum"):
         check_engine_settings("batched", "float32", (("ema_momentum", 0.9),))
+
+
+def test_weight_decay_shrinks_every_kernel_and_nothing_else():
+    """`weight_decay`: the optimiser `compile_model` attaches shrinks each kernel by the rate x
+    weight_decay of itself per step, apart from the gradient (a zero gradient moves nothing
+    else), and leaves BatchNorm's scale and offset and the biases as they are."""
+    keras.utils.set_random_seed(0)
+    params = {**default_params("cnn"), "weight_decay": 0.5}
+    model = build_model(params)
+    fit.compile_model(model, params, steps_per_epoch=10, epochs=3)
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    rate = float(np.asarray(optimizer.learning_rate))  # the schedule's first step
+    rng = np.random.default_rng(0)
+    for var in model.trainable_variables:  # no zeros (betas, biases): each change shows
+        var.assign(rng.uniform(0.5, 1.5, var.shape).astype("float32"))
+    before = {v.path: np.asarray(v).copy() for v in model.trainable_variables}
+    optimizer.apply([keras.ops.zeros_like(v) for v in model.trainable_variables],
+                    model.trainable_variables)  # fmt: skip
+    kinds = {}
+    for var in model.trainable_variables:
+        kind = var.path.rsplit("/", 1)[-1]
+        after, start = np.asarray(var), before[var.path]
+        expected = start * (1 - rate * 0.5) if kind == "kernel" else start
+        np.testing.assert_allclose(after, expected, rtol=1e-6, err_msg=var.path)
+        kinds[kind] = kinds.get(kind, 0) + 1
+    assert kinds == {"kernel": 8, "gamma": 7, "beta": 7, "bias": 1}
+    assert rate > 0

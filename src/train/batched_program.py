@@ -131,7 +131,9 @@ class BatchedProgram:
             trainer = augmenting_model(self.net, self.params, augment, self.jobs[-1].seed)
         self.trainer = trainer
         rate = float(self.params["learning_rate"])
-        self.optimizer = make_optimizer(self.params["optimizer"], rate)
+        self.optimizer = make_optimizer(
+            self.params["optimizer"], rate, weight_decay=self.params["weight_decay"]
+        )
         self.optimizer.build(trainer.trainable_variables)
         names = [v.name for v in self.optimizer.variables]
         self.lr_index, self.iter_index = names.index("learning_rate"), names.index("iteration")

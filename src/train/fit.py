@@ -60,7 +60,9 @@ def compile_model(model: keras.Model, params: dict, steps_per_epoch: int, epochs
     """Attach optimiser, loss and metrics (by keyword: positional metrics become loss_weights)."""
     rate = learning_rate(params, steps_per_epoch, epochs)
     model.compile(
-        optimizer=make_optimizer(params["optimizer"], rate, params["ema_momentum"]),
+        optimizer=make_optimizer(
+            params["optimizer"], rate, params["ema_momentum"], params["weight_decay"]
+        ),
         loss=training_loss(params),
         metrics=["accuracy"],
     )

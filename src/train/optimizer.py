@@ -25,12 +25,22 @@ PLATEAU = {"patience": 3, "factor": 0.5, "min_lr": 1e-5, "min_delta": 1e-4}
 DECAY = 0.95  # the `exponential` schedule's factor an epoch
 
 
-def make_optimizer(name: str, learning_rate, ema_momentum: float = 0.0):
+NO_DECAY = ("gamma", "beta", "bias")  # the variables weight decay leaves alone, by name
+
+
+def make_optimizer(name: str, learning_rate, ema_momentum: float = 0.0,
+                   weight_decay: float = 0.0):  # fmt: skip
     """The optimiser called `name` (the `optimizer` hyperparameter) at `learning_rate`, keeping
     a moving average of the weights with `ema_momentum` (0: none), which `model.fit` puts in
-    the model when it ends."""
-    ema = {"use_ema": True, "ema_momentum": ema_momentum} if ema_momentum else {}
-    return OPTIMIZERS[name](learning_rate, **ema)
+    the model when it ends, and shrinking every kernel by `weight_decay` x the rate each step
+    (0: none; decoupled from the gradient, as AdamW)."""
+    extra = {"use_ema": True, "ema_momentum": ema_momentum} if ema_momentum else {}
+    if weight_decay:
+        extra["weight_decay"] = weight_decay
+    optimizer = OPTIMIZERS[name](learning_rate, **extra)
+    if weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
+    return optimizer
 
 
 def warmup_cosine(step, learning_rate: float, steps_per_epoch, epochs: int):
