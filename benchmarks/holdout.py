@@ -163,6 +163,7 @@ def changed_params(flags: str, config: Path) -> str:
     "" when they agree, or when FLAGS take them from a search or a study (run.py's defaults
     and --set only train without either)."""
     from src.cli import build_parser
+    from src.outputs.run_folder import changes
     from src.params import default_params, parse_override
 
     a = build_parser().parse_args(["--trials", "0", *shlex.split(flags)])
@@ -170,8 +171,7 @@ def changed_params(flags: str, config: Path) -> str:
         return ""
     today = {**default_params(a.model), **dict(parse_override(t, a.model) for t in a.set)}
     recorded = read_json(config)["params"] if config.exists() else {}
-    return ", ".join(f"{k} {recorded.get(k, 'unset')} -> {v}" for k, v in today.items()
-                     if recorded.get(k) != v)  # fmt: skip
+    return ", ".join(changes(recorded, today))
 
 
 def score_tta(run_dir: Path, images: np.ndarray, truth: np.ndarray) -> float:

@@ -77,18 +77,25 @@ def prepare(cfg: Config, params: dict, data) -> None:
                 " start it again"
             ) from None
         if previous != settings:
-            diff = [
-                f"{key} {previous[part].get(key)!r} -> {value!r}"
-                for part in settings
-                for key, value in settings[part].items()
-                if previous[part].get(key) != value
-            ]
+            diff = [c for part in settings for c in changes(previous[part], settings[part])]
             raise UserError(
                 f"{show(cfg.run_dir)} was trained with other settings ({', '.join(diff)});"
                 " rerun with its original flags to resume it, or pick a new --run-name"
             )
         return
     write_json(path, settings)
+
+
+def changes(recorded: dict, today: dict) -> list[str]:
+    """'key recorded -> today' for each of `today`'s keys whose recorded value differs
+    ('unset': the record has no such key, as a run from before that setting existed)."""
+    out = []
+    for key, value in today.items():
+        if key not in recorded:
+            out.append(f"{key} unset -> {value!r}")
+        elif recorded[key] != value:
+            out.append(f"{key} {recorded[key]!r} -> {value!r}")
+    return out
 
 
 def checkpoint(cfg: Config) -> Path:
