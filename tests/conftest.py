@@ -32,6 +32,18 @@ SAMPLE = ROOT / "input" / "sample"
 NARROW = ["--set", "filters=8"]
 
 
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """Each test starts in Keras's default float32: run.py called in-process sets the global
+    dtype policy for its device (mixed_bfloat16 on a CPU with AMX), which would otherwise carry
+    into the next test in that worker."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
 @pytest.fixture(scope="session")
 def sample_frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The bundled sample's train, test and answer key, read once per session."""
