@@ -73,6 +73,4 @@ class Config:
         """What decides a run's models: a resumed run must match it to reuse finished folds."""
         keep = ("folds", "epochs", "patience", "model", "augment", "seed", "deterministic",
                 "engine", "precision", "pseudo_labels")  # fmt: skip
-        # pseudo_labels only when on: run folders from before it existed stay resumable
-        return {k: v for k, v in asdict(self).items()
-                if k in keep and (k != "pseudo_labels" or v)}  # fmt: skip
+        return {k: v for k, v in asdict(self).items() if k in keep}

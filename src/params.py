@@ -62,7 +62,9 @@ def log_uniform(low: float, high: float) -> tuple:
 
 
 UNIT = Range(0, 1, high_open=True)  # a fraction: 0 allowed, 1 not
-# The search draws these in the table's order (a seeded search depends on it).
+# The search draws these in the table's order (a seeded search depends on it). A row added
+# later is off at a falsy value (0, False): a run folder recorded before it existed reads as
+# trained with it off, and resumes while it is (src/outputs/run_folder.py, `changes`).
 PARAMS: dict[str, Param] = {
     "filters": Param(32, None, Range(1), choice(16, 24, 32, 48)),
     # the cnn's two strided blocks leave nothing for a kernel above 5 to collapse

@@ -238,7 +238,7 @@ def test_pseudo_labels_train_a_second_round_on_the_test_digits_the_first_is_sure
     ).read_bytes()
     # another threshold would change the second round's rows: resuming with it is refused
     err = resume_a_refused(tiny, capsys, [*FLAGS, "--pseudo-labels", "0.99"])
-    assert "pseudo_labels unset -> 0.99" in err  # a run from before --pseudo-labels
+    assert "pseudo_labels 0.0 -> 0.99" in err
 
 
 def test_the_seed_model_and_set_overrides_are_what_trains(tiny, capsys):

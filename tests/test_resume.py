@@ -6,6 +6,7 @@ on the same run, and other data are each one clear line, never a traceback."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ import pytest
 
 from conftest import NARROW, Runner, write_slice
 from src.config import ROOT
+from src.outputs.run_folder import changes
 
 FLAGS = ["--folds", "2", "--epochs", "3", "--full-fits", "2", "--trials", "0", "--seed", "11",
          "--deterministic", *NARROW]  # fmt: skip
@@ -159,3 +161,30 @@ def test_a_second_process_on_the_same_run_is_refused_until_the_first_dies(
     os.close(fd)
     code, out, err = runner("--data-dir", str(data), *FLAGS, "--run-name", "busy")
     assert code == 0, err
+
+
+def test_a_run_recorded_before_a_setting_existed_resumes_while_it_is_off(
+    reference, tmp_path, capsys
+):
+    """A setting added since a run was recorded reads as off in its record: the run resumes
+    (nothing trains again, the same submission) while the setting is off today, and is refused,
+    naming the setting, once it is on."""
+    runner, data, run = copy_of_reference(reference, tmp_path, "older")
+    runner.capsys = capsys
+    config = json.loads((run / "config.json").read_text())
+    del config["params"]["weight_decay"], config["settings"]["pseudo_labels"]
+    (run / "config.json").write_text(json.dumps(config))
+    code, out, err = runner("--data-dir", str(data), *FLAGS, "--run-name", "older")
+    assert code == 0, err
+    assert out.count("finished in an earlier run, skipped") == 4 and "Epoch 1/" not in out
+    assert (runner.subs / "older.csv").read_bytes() == reference[2]
+    code, _, err = runner("--data-dir", str(data), *FLAGS, "--set", "weight_decay=0.01",
+                          "--run-name", "older")  # fmt: skip
+    assert code == 2 and "weight_decay unset -> 0.01" in err
+
+
+def test_a_setting_one_record_lacks_differs_only_where_the_other_has_it_on():
+    recorded = {"same": 1, "changed": 1, "removed_on": 3, "removed_off": 0.0}
+    today = {"same": 1, "changed": 2, "added_off": 0.0, "added_on": 2, "added_false": False}
+    assert changes(recorded, today) == ["changed 1 -> 2", "added_on unset -> 2",
+                                        "removed_on 3 -> unset"]  # fmt: skip

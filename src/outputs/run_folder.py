@@ -70,14 +70,13 @@ def prepare(cfg: Config, params: dict, data) -> None:
     if path.exists():
         try:
             previous = read_json(path)
-            previous = {"settings": previous["settings"], "params": previous["params"]}
+            diff = [c for part in settings for c in changes(dict(previous[part]), settings[part])]
         except (ValueError, KeyError, TypeError):
             raise UserError(
                 f"{show(path)} is unreadable; pick a new --run-name, or delete that folder to"
                 " start it again"
             ) from None
-        if previous != settings:
-            diff = [c for part in settings for c in changes(previous[part], settings[part])]
+        if diff:
             raise UserError(
                 f"{show(cfg.run_dir)} was trained with other settings ({', '.join(diff)});"
                 " rerun with its original flags to resume it, or pick a new --run-name"
@@ -87,14 +86,19 @@ def prepare(cfg: Config, params: dict, data) -> None:
 
 
 def changes(recorded: dict, today: dict) -> list[str]:
-    """'key recorded -> today' for each of `today`'s keys whose recorded value differs
-    ('unset': the record has no such key, as a run from before that setting existed)."""
+    """'key recorded -> today' for each setting whose value differs. A setting one side lacks
+    (added or removed between them) reads as off there: every setting is off at a falsy value
+    (0, False, None), so a run recorded before a setting existed trained with it off, and it
+    differs only where the other side has it on ('unset')."""
     out = []
-    for key, value in today.items():
-        if key not in recorded:
-            out.append(f"{key} unset -> {value!r}")
-        elif recorded[key] != value:
-            out.append(f"{key} {recorded[key]!r} -> {value!r}")
+    for key in [*today, *(k for k in recorded if k not in today)]:
+        if key not in recorded or key not in today:
+            value = today.get(key, recorded.get(key))
+            if value:
+                old, new = ("unset", repr(value)) if key in today else (repr(value), "unset")
+                out.append(f"{key} {old} -> {new}")
+        elif recorded[key] != today[key]:
+            out.append(f"{key} {recorded[key]!r} -> {today[key]!r}")
     return out
 
 
