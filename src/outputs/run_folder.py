@@ -87,9 +87,9 @@ def prepare(cfg: Config, params: dict, data) -> None:
 
 def changes(recorded: dict, today: dict) -> list[str]:
     """'key recorded -> today' for each setting whose value differs. A setting one side lacks
-    (added or removed between them) reads as off there: every setting is off at a falsy value
-    (0, False, None), so a run recorded before a setting existed trained with it off, and it
-    differs only where the other side has it on ('unset')."""
+    (added or removed between them) reads as off there: a setting added later is off at a falsy
+    value (0, False, None; the rule for new rows in params.py), so a run recorded before it
+    existed trained with it off, and it differs only where the other side has it on ('unset')."""
     out = []
     for key in [*today, *(k for k in recorded if k not in today)]:
         if key not in recorded or key not in today:
