@@ -17,9 +17,9 @@ import keras
 from keras import ops
 
 OPTIMIZERS = {
-    "adam": lambda lr, **ema: keras.optimizers.Adam(lr, **ema),
-    "rmsprop": lambda lr, **ema: keras.optimizers.RMSprop(lr, **ema),
-    "sgd": lambda lr, **ema: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, **ema),
+    "adam": lambda lr, **options: keras.optimizers.Adam(lr, **options),
+    "rmsprop": lambda lr, **options: keras.optimizers.RMSprop(lr, **options),
+    "sgd": lambda lr, **options: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, **options),
 }
 PLATEAU = {"patience": 3, "factor": 0.5, "min_lr": 1e-5, "min_delta": 1e-4}
 DECAY = 0.95  # the `exponential` schedule's factor an epoch
@@ -34,12 +34,9 @@ def make_optimizer(name: str, learning_rate, ema_momentum: float = 0.0,
     a moving average of the weights with `ema_momentum` (0: none), which `model.fit` puts in
     the model when it ends, and shrinking every kernel by `weight_decay` x the rate each step
     (0: none; decoupled from the gradient, as AdamW)."""
-    extra = {"use_ema": True, "ema_momentum": ema_momentum} if ema_momentum else {}
-    if weight_decay:
-        extra["weight_decay"] = weight_decay
-    optimizer = OPTIMIZERS[name](learning_rate, **extra)
-    if weight_decay:
-        optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
+    ema = {"use_ema": True, "ema_momentum": ema_momentum} if ema_momentum else {}
+    optimizer = OPTIMIZERS[name](learning_rate, weight_decay=weight_decay or None, **ema)
+    optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))  # nothing, without decay
     return optimizer
 
 
