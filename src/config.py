@@ -70,7 +70,11 @@ class Config:
         return self.storage or f"sqlite:///{self.runs_dir / 'optuna.db'}"
 
     def training_settings(self) -> dict:
-        """What decides a run's models: a resumed run must match it to reuse finished folds."""
+        """What decides a run's models: a resumed run must match it to reuse finished folds.
+
+        Not the number of full fits: a rerun with more keeps those trained and adds copies.
+        With pseudo-labels it is: the first round's models choose the second round's rows."""
         keep = ("folds", "epochs", "patience", "model", "augment", "seed", "deterministic",
                 "engine", "precision", "pseudo_labels")  # fmt: skip
+        keep += ("full_fits",) if self.pseudo_labels else ()
         return {k: v for k, v in asdict(self).items() if k in keep}

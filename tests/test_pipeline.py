@@ -22,7 +22,8 @@ FLAGS = ["--folds", "2", "--epochs", "5", "--full-fits", "1", "--trials", "0", "
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, sample_frames):
-    """One finished run, shared by the tests below: (runner, data dir, stdout)."""
+    """(runner, data dir) for the tests below. The first trains run `a` and those after it
+    resume it, so they rely on this file's order (pytest keeps it: one process per file)."""
     root = tmp_path_factory.mktemp("pipeline")
     data = write_slice(root / "data", sample_frames, 1200, 300)
     runner = Runner(root, capsys=None)
@@ -239,6 +240,11 @@ def test_pseudo_labels_train_a_second_round_on_the_test_digits_the_first_is_sure
     # another threshold would change the second round's rows: resuming with it is refused
     err = resume_a_refused(tiny, capsys, [*FLAGS, "--pseudo-labels", "0.99"])
     assert "pseudo_labels 0.0 -> 0.99" in err
+    # so would more first-round models (a run without pseudo-labels adds them: test_resume.py)
+    before = sorted(p.stat().st_mtime_ns for p in runner.written())
+    code, _, err = call(runner, capsys, *flags, "--full-fits", "2")
+    assert code == 2 and "full_fits 1 -> 2" in err, err
+    assert sorted(p.stat().st_mtime_ns for p in runner.written()) == before
 
 
 def test_the_seed_model_and_set_overrides_are_what_trains(tiny, capsys):

@@ -91,6 +91,36 @@ def test_a_killed_run_resumes_to_the_same_submission(reference, tmp_path, stage,
     assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name], "temporary files left"
 
 
+def test_copies_added_to_a_finished_run_make_the_submission_asked_for_at_once(
+    reference, tmp_path, capsys
+):
+    """A finished run rerun with more --full-fits keeps its models and trains only the new
+    copies, to the submission the run makes with them from the start; with fewer it averages
+    fewer, training nothing."""
+    _, data, expected = reference
+    runner = Runner(tmp_path, capsys)
+    at = FLAGS.index("--full-fits") + 1
+    one = [*FLAGS[:at], "1", *FLAGS[at + 1 :]]
+    code, _, err = runner("--data-dir", str(data), *one, "--run-name", "grow")
+    assert code == 0, err
+    one_copy = (runner.subs / "grow.csv").read_bytes()
+    run = runner.runs / "grow"
+    kept = {p: p.stat().st_mtime_ns for p in run.glob("*/model.keras")}
+    assert sorted(p.parent.name for p in kept) == ["fold_1", "fold_2", "full_1"]
+
+    code, out, err = runner("--data-dir", str(data), *FLAGS, "--run-name", "grow")
+    assert code == 0, err
+    assert out.count("finished in an earlier run, skipped") == 3
+    assert "full fit 2/2: train on all" in out and out.count("Epoch 1/") == 1
+    assert all(model.stat().st_mtime_ns == mtime for model, mtime in kept.items())
+    assert (runner.subs / "grow.csv").read_bytes() == expected
+
+    code, out, err = runner("--data-dir", str(data), *one, "--run-name", "grow")
+    assert code == 0, err
+    assert "Epoch 1/" not in out
+    assert (runner.subs / "grow.csv").read_bytes() == one_copy
+
+
 def copy_of_reference(reference, tmp_path: Path, name: str) -> tuple[Runner, Path, Path]:
     root, data, _ = reference
     runner = Runner(tmp_path, capsys=None)
