@@ -34,6 +34,9 @@ one at a time) besides as they are; `tta` is the accuracy of all 9 views average
 A recipe whose run folder already holds a finished run is scored again without training (its
 recorded time is kept): add `--tta` to a finished benchmark at the cost of predicting. The
 classic notebook's answers and time are recorded in the split's folder too, and re-scored so.
+Stopped (Ctrl-C, or `kill`: the run.py it waits on stops with it), the same command goes on, and
+run.py resumes the unfinished run from the models it finished (its wall time is then the
+resumed part's alone).
 
 The digits no recipe got right (every recipe, blend and the classic notebook wrong) are the floor
 those recipes share: their count is printed and `never_right.png` in `--out` shows each, titled
@@ -56,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -147,6 +151,18 @@ def run_recipe(flags: str, folder: Path, name: str) -> tuple[float, Path]:
         seconds += earlier
     write_json(record, {"flags": flags, "seconds": seconds})
     return seconds, record.parent
+
+
+def stop_on_sigterm() -> None:
+    """`kill` (SIGTERM) stops the benchmark as Ctrl-C does, with the run.py it is waiting on:
+    subprocess.run kills its child on any exception, where a plain SIGTERM would end this
+    process alone and leave the run training on, unwatched and holding its run folder."""
+
+    def stop(signum, frame):
+        sys.exit("holdout: stopped by SIGTERM, and the run training now with it;"
+                 " the same command goes on from the models it finished")  # fmt: skip
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def resumed_any(summary: Path) -> bool:
@@ -307,6 +323,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "holdout",
                    help="where the split folders and their runs go")  # fmt: skip
     a = p.parse_args()
+    stop_on_sigterm()
     named = dict(text.split("=", 1) for text in a.recipes) if a.recipes else DEFAULT_RECIPES
     print("command: python -m benchmarks.holdout " + shlex.join(sys.argv[1:]), flush=True)
 

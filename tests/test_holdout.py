@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from benchmarks.holdout import changed_params, split_rows, write_split
 from src.config import ROOT
@@ -162,3 +170,29 @@ def test_a_recorded_run_given_other_flags_for_the_same_run_keeps_its_recorded_ti
     again, _ = run_recipe(flags + " --set clean_epochs=2", tmp_path, "tiny")  # the default
     assert trained < 1000 < again < 1100  # resumed: the recorded time and a start-up
     assert json.loads(record.read_text())["seconds"] == again
+
+
+def test_sigterm_stops_the_benchmark_and_the_run_it_waits_on(tmp_path):
+    """`kill` of the benchmark takes its run.py with it: no run left training unwatched and
+    holding its folder (the next benchmark would be refused it as running elsewhere)."""
+    command = [sys.executable, "-m", "benchmarks.holdout", "--data-dir", str(ROOT / "input" /
+               "sample"), "--rows", "400", "--no-classic", "--out", str(tmp_path),
+               "long=--folds 0 --full-fits 1 --epochs 500"]  # fmt: skip
+    log = tmp_path / "stderr.txt"  # a file: a pipe would stay open in an orphaned run.py
+    with open(log, "w") as err:
+        bench = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+    children = Path(f"/proc/{bench.pid}/task/{bench.pid}/children")
+    started = time.monotonic()
+    while not (run := children.read_text().split()):  # until run.py is started
+        assert bench.poll() is None and time.monotonic() - started < 120, log.read_text()
+        time.sleep(0.2)
+    (run,) = map(int, run)
+    try:
+        bench.send_signal(signal.SIGTERM)
+        bench.wait(timeout=60)
+        with pytest.raises(ProcessLookupError):  # killed with it, and reaped
+            os.kill(run, 0)
+        assert bench.returncode == 1 and "stopped by SIGTERM" in log.read_text()
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # only where the test failed:
+            os.kill(run, signal.SIGKILL)  # no orphan left training behind
