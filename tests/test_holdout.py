@@ -182,11 +182,13 @@ def test_sigterm_stops_the_benchmark_and_the_run_it_waits_on(tmp_path):
     with open(log, "w") as err:
         bench = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
     children = Path(f"/proc/{bench.pid}/task/{bench.pid}/children")
-    started = time.monotonic()
-    while not (run := children.read_text().split()):  # until run.py is started
+    started, run = time.monotonic(), None
+    while not run or b"run.py" not in Path(f"/proc/{run}/cmdline").read_bytes():
         assert bench.poll() is None and time.monotonic() - started < 120, log.read_text()
         time.sleep(0.2)
-    (run,) = map(int, run)
+        run = next(iter(children.read_text().split()), None)
+    time.sleep(1)  # run.py started (not just forked): the benchmark is waiting on it
+    run = int(run)
     try:
         bench.send_signal(signal.SIGTERM)
         bench.wait(timeout=60)
