@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import pytest
+import psutil
 
 from benchmarks.holdout import changed_params, split_rows, write_split
 from src.config import ROOT
@@ -181,20 +179,18 @@ def test_sigterm_stops_the_benchmark_and_the_run_it_waits_on(tmp_path):
     log = tmp_path / "stderr.txt"  # a file: a pipe would stay open in an orphaned run.py
     with open(log, "w") as err:
         bench = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-    children = Path(f"/proc/{bench.pid}/task/{bench.pid}/children")
-    started, run = time.monotonic(), None
-    while not run or b"run.py" not in Path(f"/proc/{run}/cmdline").read_bytes():
+    started, runs = time.monotonic(), []
+    while not any("run.py" in run.cmdline() for run in runs):  # exec'd, not just forked
         assert bench.poll() is None and time.monotonic() - started < 120, log.read_text()
         time.sleep(0.2)
-        run = next(iter(children.read_text().split()), None)
-    time.sleep(1)  # run.py started (not just forked): the benchmark is waiting on it
-    run = int(run)
+        runs = psutil.Process(bench.pid).children()
+    time.sleep(1)  # the benchmark is waiting on it
+    (run,) = runs
     try:
         bench.send_signal(signal.SIGTERM)
         bench.wait(timeout=60)
-        with pytest.raises(ProcessLookupError):  # killed with it, and reaped
-            os.kill(run, 0)
+        assert not psutil.pid_exists(run.pid)  # killed with it, and reaped
         assert bench.returncode == 1 and "stopped by SIGTERM" in log.read_text()
     finally:
-        with contextlib.suppress(ProcessLookupError):  # only where the test failed:
-            os.kill(run, signal.SIGKILL)  # no orphan left training behind
+        with contextlib.suppress(psutil.NoSuchProcess):  # only where the test failed:
+            run.kill()  # no orphan left training behind
