@@ -99,8 +99,7 @@ def test_copies_added_to_a_finished_run_make_the_submission_asked_for_at_once(
     fewer, training nothing."""
     _, data, expected = reference
     runner = Runner(tmp_path, capsys)
-    at = FLAGS.index("--full-fits") + 1
-    one = [*FLAGS[:at], "1", *FLAGS[at + 1 :]]
+    one = [*FLAGS, "--full-fits", "1"]  # the last value counts
     code, _, err = runner("--data-dir", str(data), *one, "--run-name", "grow")
     assert code == 0, err
     one_copy = (runner.subs / "grow.csv").read_bytes()
