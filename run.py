@@ -1,15 +1,17 @@
 """Digit Recognizer end to end: `python run.py --help`, README.md.
 
-The entry point: the command line -> Config (src/cli.py), then a run (src/pipeline.py) or the
-review of a finished one (src/review/). A mistake a user can make ends in one line on stderr and
-exit code 2, never a traceback.
+The entry point: the command line -> a checked Config (src/cli.py), then the one dispatch below
+to what the mode asks for. A mistake a user can make ends in one line on stderr and exit code 2,
+never a traceback.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shlex
 import sys
+from dataclasses import replace
 from importlib.util import find_spec
 
 from src import UserError
@@ -20,40 +22,34 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 if "KERAS_BACKEND" not in os.environ and not find_spec("tensorflow") and find_spec("jax"):
     os.environ["KERAS_BACKEND"] = "jax"  # a GPU install (requirements-gpu.txt) has no TensorFlow
 
+# (mode, --on-kaggle) -> the function that does it, imported only when asked for (a review
+# needs no TensorFlow). src/cli.py refuses the pairs missing here.
+COMMANDS = {
+    ("train", False): "src.pipeline:train",
+    ("search", False): "src.pipeline:search",
+    ("report", False): "src.review.submit:review",
+    ("scores", False): "src.review.submit:fetch_scores",
+    ("runs", False): "src.review.runs:show_runs",
+    ("train", True): "src.remote:train_on_kaggle",
+    ("report", True): "src.remote:fetch_from_kaggle",
+}
+
 
 def command_line(argv: list[str]) -> str:
-    """The command as typed, for the summary and the report, with any storage password masked."""
-    from src.search.storage import mask_password
+    """The command as typed, for the summary and the report, with any secret a URL carries
+    masked."""
+    from src.search.storage import mask_secrets
 
-    masked = [mask_password(arg) if "://" in arg else arg for arg in argv]
-    return shlex.join(["python", "run.py", *masked])
+    return shlex.join(["python", "run.py", *(mask_secrets(arg) for arg in argv)])
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 on success, 2 on a user error (one line on stderr, no traceback)."""
     argv = sys.argv[1:] if argv is None else argv
-    cfg = parse_args(argv)
+    cfg = replace(parse_args(argv), command=command_line(argv))
+    module, _, function = COMMANDS[cfg.mode, cfg.on_kaggle].partition(":")
     try:
-        if cfg.on_kaggle:  # train (or fetch) as a Kaggle notebook
-            from src.remote import run_on_kaggle
-
-            run_on_kaggle(cfg)
-        elif cfg.mode == "runs":
-            from src.review.runs import show_runs
-
-            show_runs(cfg)
-        elif cfg.mode == "scores":
-            from src.review.submit import fetch_scores
-
-            fetch_scores(cfg)
-        elif cfg.mode == "report":
-            from src.review.submit import review
-
-            review(cfg)
-        else:  # train, or be a search worker
-            from src.pipeline import run
-
-            run(cfg, command_line(argv))
+        getattr(importlib.import_module(module), function)(cfg)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

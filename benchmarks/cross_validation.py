@@ -84,8 +84,9 @@ def project_recipe(flags: str, params: dict | None = None):
         seed += cfg.seed
         jobs = fold_jobs(data.y_train[rows], cfg.folds, seed) if cfg.folds else []
         jobs += full_fit_jobs(len(rows), cfg.full_fits, seed)
-        jobs = [Job(j.name, rows[j.train_rows], None if j.val_rows is None else rows[j.val_rows],
-                    j.seed) for j in jobs]  # fmt: skip
+        jobs = [Job(j.kind, j.number, rows[j.train_rows],
+                    None if j.val_rows is None else rows[j.val_rows], j.seed)
+                for j in jobs]  # fmt: skip
         split = replace(data, x_test=data.x_train[held_out])  # "test.csv": the unseen rows
         engine = make_engine(cfg.engine, params, split, epochs=cfg.epochs, patience=cfg.patience,
                              augment=cfg.augment, verbose=0)  # fmt: skip

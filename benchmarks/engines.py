@@ -89,7 +89,7 @@ def throughput(args) -> None:
                                      predict_test=False)  # fmt: skip
                 engine.unroll, engine.conv, engine.tail = args.unroll, conv, tail != "off"
                 jobs = run_jobs if layout == "run" else [
-                    Job(f"full_{i + 1}", np.arange(rows), None, 100 + i) for i in range(k)
+                    Job("full", i + 1, np.arange(rows), None, 100 + i) for i in range(k)
                 ]  # fmt: skip
                 ends = [time.perf_counter()]
 

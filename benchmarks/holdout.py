@@ -178,14 +178,14 @@ def changed_params(flags: str, config: Path) -> str:
     would not train with today (a default changed since), as "key recorded -> today, ...";
     "" when they agree, or when FLAGS take them from a search or a study (run.py's defaults
     and --set only train without either)."""
-    from src.cli import build_parser
+    from src.cli import parse_args
     from src.outputs.run_folder import changes
-    from src.params import default_params, parse_override
+    from src.params import default_params
 
-    a = build_parser().parse_args(["--trials", "0", *shlex.split(flags)])
-    if a.trials or a.study_name:
+    cfg = parse_args(["--trials", "0", *shlex.split(flags)])
+    if cfg.trials or cfg.study_name:
         return ""
-    today = {**default_params(a.model), **dict(parse_override(t, a.model) for t in a.set)}
+    today = {**default_params(cfg.model), **dict(cfg.overrides)}
     recorded = read_json(config)["params"] if config.exists() else {}
     return ", ".join(changes(recorded, today))
 

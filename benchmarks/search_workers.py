@@ -28,7 +28,7 @@ import optuna
 
 from src.config import ROOT, Config
 from src.search import study as studies
-from src.search.storage import mask_password
+from src.search.storage import mask_secrets
 
 
 def search_wall_time(workers: int, args, storage: str, tmp: Path, n_jobs: int = 1) -> float:
@@ -89,7 +89,7 @@ def main() -> None:
         tmp = Path(tmp)
         sqlite = f"sqlite:///{tmp / 'bench.db'}"
         workers_storage = args.postgres or sqlite
-        print(f"workers share: {mask_password(workers_storage)}")
+        print(f"workers share: {mask_secrets(workers_storage)}")
         one = search_wall_time(1, args, workers_storage, tmp)
         two = search_wall_time(2, args, workers_storage, tmp)
         jobs = search_wall_time(1, args, workers_storage, tmp, n_jobs=2)

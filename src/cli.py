@@ -1,274 +1,254 @@
-"""The command line: flags in groups, declared in one table, checked together, -> Config.
+"""The command line -> a checked Config, every flag derived from Config's declarations.
 
-Bad flags exit with code 2 and one line (argparse's own `error`).
+A flag's names, help, group, type and allowed values come from its field in `src/config.py`;
+a recipe (`--recipe NAME`: `recipes/NAME.flags`, or any file of flags) is read with the same
+parser, and the flags typed on the command line override it. Every value and combination is
+checked here, before anything is read or written; a problem exits 2 with one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import typing
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
-from src.config import ENGINES, PRECISIONS, Config
+from src.config import MODES, ROOT, SETTINGS, Config, flag_of
 from src.data.notebook import competition_data, kaggle_root
-from src.model import augment
-from src.params import DEFAULTS, parse_override
+from src.params import Range, parse_override
 
 USAGE = """Digit Recognizer end to end: validate the CSVs, search, train a k-fold CNN ensemble and
 full-data models, write and check a submission.
 
-    python run.py --folds 5                                    # Kaggle's data in input/
-    python run.py --data-dir input/sample --folds 5 --trials 0 # the bundled sample, no search
-    python run.py --folds 0 --full-fits 1 --epochs 18 --trials 0   # quick: one model, all rows
+    python run.py --recipe quick                      # one model on every row, no search
+    python run.py --recipe three                      # three such models, averaged
+    python run.py --folds 5                           # the default: search, 5 folds, 3 full fits
+    python run.py --recipe quick --data-dir input/sample   # the bundled sample
 
 Artifacts go to runs/<run-name>/ (the same --run-name resumes a run), the submission to
 submissions/submission.csv. README.md explains every flag with examples.
 """
-
-
-def at_least(minimum: int):
-    """An argparse type: an integer >= minimum."""
-
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    parse.__name__ = f"integer >= {minimum}"  # what argparse calls the type in its messages
-    return parse
-
-
-def flag(*names: str, help: str, **options) -> tuple[tuple[str, ...], dict]:
-    """One row of FLAGS: argparse's add_argument arguments."""
-    return names, {"help": help, **options}
-
-
+RECIPES = ROOT / "recipes"  # NAME.flags: the measured recipes, files of flags
 D = Config()
-FLAGS = {
-    "data": [
-        flag("--data-dir", metavar="DIR", type=Path, default=None,
-             help="folder with train.csv and test.csv (.csv, .csv.gz or the competition's"
-             " zip); default: input/, or the competition's folder in a Kaggle notebook"),
-    ],
-    "training": [
-        flag("--folds", metavar="K", type=at_least(0), default=D.folds,
-             help="stratified folds: K models, each validated on its own 1/K (the out-of-fold"
-             " accuracy); 0: none, only --full-fits"),
-        flag("--full-fits", metavar="N", type=at_least(0), default=D.full_fits,
-             help="models trained on every training row after the folds; the submission"
-             " averages them (0: the folds')"),
-        flag("--epochs", metavar="E", type=at_least(1), default=D.epochs,
-             help="epochs per model (folds may stop earlier)"),
-        flag("--pseudo-labels", metavar="P", type=float, default=D.pseudo_labels,
-             help="a second round: test digits the first round's ensemble gives probability"
-             " >= P join the training rows of new full-data models, which the submission"
-             " averages (as many as --full-fits, at least one); 0: off"),
-        flag("--patience", metavar="P", type=at_least(1), default=D.patience,
-             help="early-stopping patience: epochs without a lower validation loss"),
-        flag("--model", choices=sorted(DEFAULTS), default=D.model,
-             help="architecture; 'seed' is the original 4-layer CNN"),
-        flag("--augment", choices=augment.BACKENDS, default=D.augment,
-             help="augmentation: one-pass affine warp, Keras preprocessing layers,"
-             " ImageDataGenerator, or none"),
-        flag("--set", metavar="KEY=VALUE", action="append", default=[],
-             help="override one hyperparameter (repeatable), e.g. --set filters=48; a search"
-             " holds it in every trial and draws the rest"),
-        flag("--engine", choices=ENGINES, default=D.engine,
-             help="sequential (one model.fit after another) or batched (all models in one JAX"
-             " program); auto: batched on a JAX GPU"),
-        flag("--precision", choices=PRECISIONS, default=D.precision,
-             help="Keras dtype policy; auto: the one measured fastest for this device and engine"),
-        flag("--seed", metavar="S", type=int, default=D.seed,
-             help="folds, weights, shuffling and augmentation derive from it"),
-        flag("--deterministic", action="store_true",
-             help="deterministic kernels: the same flags give a byte-identical submission"
-             " (TensorFlow)"),
-    ],
-    "search": [
-        flag("--trials", "--max-trials", metavar="N", type=at_least(0), default=D.trials,
-             help="the Optuna study's total of finished trials over all workers, searched"
-             " before training; 0: no search (the defaults, or --study-name's best)"),
-        flag("--search-epochs", metavar="E", type=at_least(1), default=D.search_epochs,
-             help="epochs per trial"),
-        flag("--search-folds", metavar="F", type=at_least(1), default=D.search_folds,
-             help="folds each trial trains and validates"),
-        flag("--timeout", metavar="SECONDS", type=float, default=None,
-             help="seconds after which the search starts no new trial (each worker runs one)"),
-        flag("--study-name", metavar="NAME", default="",
-             help="the study to search or, with --trials 0, to train from (default:"
-             " MODEL-search)"),
-        flag("--storage", metavar="URL", default="",
-             help="Optuna storage URL (default: sqlite:///runs/optuna.db;"
-             " postgresql://user:pass@host/db for many machines)"),
-    ],
-    "workers": [
-        flag("--search-only", action="store_true",
-             help="be one search worker of a shared study: run trials, train nothing"),
-        flag("--n-jobs", metavar="J", type=at_least(1), default=D.n_jobs,
-             help="trials this process runs at a time, each in its own process"),
-    ],
-    "review and submit": [
-        flag("--report", metavar="RUN_NAME", default="",
-             help="rebuild runs/RUN_NAME's report.html from its files, no training (with"
-             " --submit: submit that run)"),
-        flag("--submit", action="store_true",
-             help="submit the checked submission with the kaggle CLI"),
-        flag("--wait", action="store_true",
-             help="after --submit, wait for Kaggle's score and record it in the run"),
-        flag("--wait-timeout", metavar="SECONDS", type=float, default=D.wait_timeout,
-             help="how long --wait waits"),
-        flag("--scores", action="store_true",
-             help="fetch Kaggle's scores of runs submitted earlier, no training"),
-        flag("--runs", action="store_true",
-             help="list every run, best out-of-fold accuracy first, and write runs/index.html"),
-        flag("-m", "--message", metavar="TEXT", default="",
-             help="submission message (default: run name, folds, OOF accuracy)"),
-        flag("--competition", metavar="NAME", default=D.competition,
-             help="the Kaggle competition: where --submit sends, and the data folder in a"
-             " notebook"),
-    ],
-    "kaggle notebook": [
-        flag("--on-kaggle", action="store_true",
-             help="train as a private Kaggle notebook on its GPU (the kaggle CLI pushes it),"
-             " wait, and bring the run folder and submission home; again with the same"
-             " --run-name, or with --report RUN, it comes back to that notebook"),
-        flag("--kaggle-accelerator", metavar="NAME", default=D.kaggle_accelerator,
-             help="the notebook's accelerator, as `kaggle kernels push --accelerator` takes it"),
-        flag("--kaggle-internet", action="store_true",
-             help="turn the notebook's internet on (off by default: the run needs none)"),
-        flag("--kaggle-timeout", metavar="SECONDS", type=float, default=D.kaggle_timeout,
-             help="how long --on-kaggle waits for the notebook (it keeps running after)"),
-        flag("--kaggle-poll", metavar="SECONDS", type=float, default=D.kaggle_poll,
-             help="seconds between two looks at the notebook's status"),
-    ],
-    "output": [
-        flag("--run-name", metavar="NAME", default="",
-             help="run folder under --runs-dir; reuse a name to resume (default: model and"
-             " time stamp)"),
-        flag("--runs-dir", metavar="DIR", type=Path, default=None,
-             help="where run folders and the default study go (default: runs/; in a Kaggle"
-             " notebook /kaggle/working/runs)"),
-        flag("--submissions-dir", metavar="DIR", type=Path, default=None,
-             help="where submission.csv goes (default: submissions/; in a Kaggle notebook"
-             " /kaggle/working)"),
-    ],
-}  # fmt: skip
+TYPES = typing.get_type_hints(Config)
 
 
-# The modes other than "train" (src/config.py MODES) and the flag that asks for each.
-MODE_FLAGS = {"search": "--search-only", "report": "--report", "scores": "--scores",
-              "runs": "--runs"}  # fmt: skip
+class Parser(argparse.ArgumentParser):
+    """argparse, but a refusal is one line (no usage block), prefixed with where the flags came
+    from when they came from a recipe file."""
+
+    def __init__(self, *args, source: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.source = source
+
+    def error(self, message: str) -> typing.NoReturn:
+        where = f"{self.source}: " if self.source else ""
+        self.exit(2, f"error: {where}{message} (python run.py --help lists every flag)\n")
 
 
-def modes(a: argparse.Namespace) -> list[str]:
-    """The modes the flags ask for: none (train), one, or more (`check` refuses them)."""
-    return [m for m, f in MODE_FLAGS.items() if getattr(a, f[2:].replace("-", "_"))]
+def value_type(name: str) -> type:
+    """The type a flag's text converts to: the field's, without its None."""
+    hint = TYPES[name]
+    args = [t for t in typing.get_args(hint) if t is not type(None)]
+    return args[0] if args else hint
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser, one argument group per table entry; numbers and choices show their default."""
-    p = argparse.ArgumentParser(description=USAGE,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    for title, flags in FLAGS.items():
-        group = p.add_argument_group(title)
-        for names, options in flags:
-            default = options.get("default")
-            if (
-                isinstance(default, (int, float, str))
-                and default != ""
-                and "(default" not in (options["help"])
-            ):
-                options = {**options, "help": options["help"] + " (default: %(default)s)"}
-            group.add_argument(*names, **options)
+def help_of(field) -> str:
+    """The flag's help, with its default where it has one worth saying."""
+    meta, default = field.metadata, field.default
+    shown = meta["shown"] or (None if default in ("", None, False, ()) else default)
+    return meta["help"] + (f" (default: {shown})" if shown is not None else "")
+
+
+def build_parser(source: str = "") -> Parser:
+    """The parser: one group per declared group, the modes mutually exclusive. A flag not typed
+    is absent from the namespace (so a recipe's value can stand), never a default."""
+    p = Parser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter,
+               argument_default=argparse.SUPPRESS, source=source)  # fmt: skip
+    modes = p.add_argument_group("mode (one at most; none: train)").add_mutually_exclusive_group()
+    for mode, (spec, help) in MODES.items():
+        flag, _, metavar = spec.partition(" ")
+        if metavar:  # --report RUN_NAME: a mode with the run it reviews
+            modes.add_argument(flag, metavar=metavar, dest=mode, help=help)
+        elif flag:
+            modes.add_argument(flag, dest="mode", action="store_const", const=mode, help=help)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for field in fields(Config):
+        meta = field.metadata
+        if not meta["flags"]:
+            continue
+        group = groups.get(meta["group"]) or groups.setdefault(
+            meta["group"], p.add_argument_group(meta["group"])
+        )
+        options: dict = {"dest": field.name, "help": help_of(field)}
+        kind = value_type(field.name)
+        if kind is bool:
+            options["action"] = "store_true"
+        elif field.name == "overrides":
+            options.update(action="append", metavar=meta["metavar"])
+        else:
+            options.update(type=kind, metavar=meta["metavar"])
+            if isinstance(meta["allowed"], tuple):
+                options["choices"] = meta["allowed"]
+                options.pop("metavar")
+        group.add_argument(*meta["flags"], **options)
     return p
 
 
-def check(a: argparse.Namespace) -> str | None:
-    """The flags' combinations: the first problem, as argparse's error message, or None."""
-    if a.folds == 1:
+def read_recipe(name: str) -> dict:
+    """A recipe's flags as parsed values: `recipes/NAME.flags`, or the file `name` names."""
+    path = Path(name) if Path(name).suffix or "/" in name else RECIPES / f"{name}.flags"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in RECIPES.glob("*.flags")))
+        Parser().error(f"--recipe {name}: no such recipe ({path} is missing); the recipes are"
+                       f" {known}, or give a file of flags")  # fmt: skip
+    try:
+        words = shlex.split(path.read_text(), comments=True)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        Parser().error(f"--recipe {name}: cannot read {path} ({e})")
+    values = vars(build_parser(source=f"--recipe {name} ({path})").parse_args(words))
+    for key in ("mode", *MODES, "recipe"):
+        if key in values:
+            Parser(source=f"--recipe {name} ({path})").error(
+                "a recipe holds settings, not a mode or another recipe; give those on the"
+                " command line"
+            )
+    return values
+
+
+def check(cfg: Config) -> str | None:
+    """Every value in its range and every combination of flags: the first problem, or None."""
+    for name, field in SETTINGS.items():
+        allowed, value = field.metadata["allowed"], getattr(cfg, name)
+        if isinstance(allowed, Range) and value is not None and not allowed.holds(value):
+            return f"{flag_of(name)}: expected {allowed}, got {value!r}"
+    if cfg.folds == 1:
         return "--folds: one fold validates on every row it trained on; give 0 or K >= 2"
-    if not a.folds and not a.full_fits:
+    if not cfg.folds and not cfg.full_fits:
         return "--folds 0 --full-fits 0 trains no model; give --full-fits N (N >= 1)"
-    if not a.folds and a.trials:
+    if not cfg.folds and cfg.trials:
         return ("--folds 0: the search validates its trials on folds; use --trials 0 (with"
                 " --study-name NAME to train a finished study's best)")  # fmt: skip
-    asked = [MODE_FLAGS[m] for m in modes(a)]
-    if len(asked) > 1:
-        return f"{asked[0]} and {asked[1]} are different modes; give one of them"
-    if a.search_only and not a.trials:
+    if cfg.trials and cfg.search_folds > cfg.folds:
+        return (f"--search-folds {cfg.search_folds}: a trial validates on folds of --folds"
+                f" {cfg.folds}; give at most {cfg.folds}")  # fmt: skip
+    if cfg.mode == "search" and not cfg.trials:
         return "--search-only: needs trials to run; give --trials N"
-    if a.trials and a.model != "cnn":
-        return f"--trials: the search space is for --model cnn; use --trials 0 with {a.model}"
-    if not 0 <= a.pseudo_labels < 1:
-        return (f"--pseudo-labels: a probability below 1 (e.g. 0.99), or 0 for none; got"
-                f" {a.pseudo_labels:g}")  # fmt: skip
-    if a.timeout is not None and a.timeout <= 0:
-        return f"--timeout: must be positive, got {a.timeout:g}"
-    if a.on_kaggle and (a.search_only or a.scores or a.runs):
+    if cfg.trials and cfg.model != "cnn":
+        return f"--trials: the search space is for --model cnn; use --trials 0 with {cfg.model}"
+    if cfg.on_kaggle and cfg.mode not in ("train", "report"):
         return "--on-kaggle: trains a run, or with --report RUN fetches one; no other mode"
-    if a.on_kaggle and a.storage:
-        return "--on-kaggle: the notebook cannot reach --storage (it runs offline); leave it out"
-    if a.kaggle_timeout <= 0 or a.kaggle_poll <= 0:
-        return "--kaggle-timeout and --kaggle-poll: must be positive"
-    if a.wait and not a.submit:
+    if cfg.wait and not cfg.submit:
         return "--wait: waits for the score of a --submit; add --submit"
-    if a.wait_timeout <= 0:
-        return f"--wait-timeout: must be positive, got {a.wait_timeout:g}"
-    if a.report and a.run_name and a.run_name != a.report:
-        return "--report names the run itself; leave out --run-name"
-    name = a.report or a.run_name
-    if name and (Path(name).name != name or name.startswith(".")):
-        flag = "--report" if a.report else "--run-name"
-        return f"{flag}: {name!r} must be a plain folder name (no '/' or leading '.')"
+    if cfg.submit and cfg.mode not in ("train", "report"):
+        return f"--submit: sends a run's submission; not with {MODES[cfg.mode][0].split()[0]}"
+    if Path(cfg.run_name).name != cfg.run_name or cfg.run_name.startswith("."):
+        flag = MODES["report"][0].split()[0] if cfg.mode == "report" else flag_of("run_name")
+        return f"{flag}: {cfg.run_name!r} must be a plain folder name (no '/' or leading '.')"
     return None
 
 
-def places(a: argparse.Namespace) -> tuple[Path, Path, Path, str]:
+def places(values: dict) -> tuple[Path, Path, Path, str]:
     """(data dir, runs dir, submissions dir, notebook root): the flags, else the defaults, which
     inside a Kaggle notebook are its input and working folders."""
+    given = {k: values[k] for k in ("data_dir", "runs_dir", "submissions_dir") if k in values}
     root = kaggle_root()
     if root is None:
-        return (a.data_dir or D.data_dir, a.runs_dir or D.runs_dir,
-                a.submissions_dir or D.submissions_dir, "")  # fmt: skip
-    data = a.data_dir or competition_data(root, a.competition)
+        return (given.get("data_dir", D.data_dir), given.get("runs_dir", D.runs_dir),
+                given.get("submissions_dir", D.submissions_dir), "")  # fmt: skip
+    competition = values.get("competition", D.competition)
+    data = given.get("data_dir") or competition_data(root, competition)
     if data is None:
         raise ValueError(
             f"in a Kaggle notebook: no folder with a train.csv under {root / 'input'}; add the"
-            f" competition's data to the notebook (--competition {a.competition}) or give"
+            f" competition's data to the notebook (--competition {competition}) or give"
             " --data-dir"
         )
     working = root / "working"
-    return data, a.runs_dir or working / "runs", a.submissions_dir or working, str(root)
+    return (data, given.get("runs_dir", working / "runs"),
+            given.get("submissions_dir", working), str(root))  # fmt: skip
+
+
+def to_config(values: dict) -> Config:
+    """Parsed values (a recipe's under the typed ones) -> Config; ValueError naming the flag."""
+    values = dict(values)
+    model = values.get("model", D.model)
+    try:
+        values["overrides"] = tuple(parse_override(t, model) for t in values.pop("overrides", []))
+    except ValueError as e:
+        raise ValueError(f"--set {e}") from None
+    if "report" in values:
+        if values.get("run_name", values["report"]) != values["report"]:
+            raise ValueError("--report names the run itself; leave out --run-name")
+        values.update(mode="report", run_name=values.pop("report"))
+    data_dir, runs_dir, submissions_dir, notebook = places(values)
+    values.update(data_dir=data_dir.resolve(), runs_dir=runs_dir.resolve(),
+                  submissions_dir=submissions_dir.resolve(), notebook=notebook)  # fmt: skip
+    if not values.get("run_name"):
+        values["run_name"] = f"{model}-{datetime.now():%Y%m%d-%H%M%S}"
+    return Config(**values)
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
-    """Command line -> Config."""
+    """Command line (and its recipe) -> a checked Config; exit 2 with one line if refused."""
     p = build_parser()
-    a = p.parse_args(argv)
-    problem = check(a)
-    if problem:
-        p.error(problem)
+    given = vars(p.parse_args(argv))
+    recipe = read_recipe(given["recipe"]) if "recipe" in given else {}
+    if recipe.get("overrides") and given.get("overrides"):  # --set: the recipe's, then typed
+        given["overrides"] = recipe["overrides"] + given["overrides"]
     try:
-        data_dir, runs_dir, submissions_dir, notebook = places(a)
+        cfg = to_config({**recipe, **given})
     except ValueError as e:
         p.error(str(e))
-    try:
-        overrides = tuple(parse_override(text, a.model) for text in a.set)
-    except ValueError as e:
-        p.error(f"--set {e}")
-    return Config(
-        data_dir=data_dir.resolve(), folds=a.folds, epochs=a.epochs, full_fits=a.full_fits,
-        patience=a.patience, pseudo_labels=a.pseudo_labels, trials=a.trials, n_jobs=a.n_jobs,
-        mode=(modes(a) or ["train"])[0],
-        search_epochs=a.search_epochs, search_folds=a.search_folds, timeout=a.timeout,
-        study_name=a.study_name, storage=a.storage, model=a.model, overrides=overrides,
-        augment=a.augment, engine=a.engine, precision=a.precision, seed=a.seed,
-        run_name=a.report or a.run_name or f"{a.model}-{datetime.now():%Y%m%d-%H%M%S}",
-        deterministic=a.deterministic, submit=a.submit, wait=a.wait, wait_timeout=a.wait_timeout,
-        message=a.message, competition=a.competition, runs_dir=runs_dir.resolve(),
-        submissions_dir=submissions_dir.resolve(), notebook=notebook, on_kaggle=a.on_kaggle,
-        kaggle_accelerator=a.kaggle_accelerator, kaggle_internet=a.kaggle_internet,
-        kaggle_timeout=a.kaggle_timeout,
-        kaggle_poll=a.kaggle_poll,
-    )  # fmt: skip
+    problem = check(cfg)
+    if problem:
+        p.error(problem)
+    return cfg
+
+
+def command_flags(cfg: Config, names: list[str]) -> list[str]:
+    """The flags that give `cfg`'s values of the settings `names`, as run.py takes them back: a
+    switch only when on, a None left out, each --set pair on its own."""
+    import json
+
+    out: list[str] = []
+    for name in names:
+        value, flag = getattr(cfg, name), flag_of(name)
+        if name == "overrides":
+            out += [w for key, v in value for w in (flag, f"{key}={json.dumps(v)}")]
+        elif isinstance(value, bool):
+            out += [flag] if value else []
+        elif value is not None:
+            out += [flag, str(value)]
+    return out
+
+
+def remote_settings() -> list[str]:
+    """The settings a Kaggle notebook's run.py is given (declared `remote`), by field name."""
+    return [name for name, f in SETTINGS.items() if f.metadata["remote"]]
+
+
+def flags_table() -> str:
+    """The README's flags table, in Markdown, from the declarations (tests/test_docs.py holds
+    the README to it)."""
+    rows = ["| group | flag | meaning (default) |", "| --- | --- | --- |"]
+    for mode, (spec, help) in MODES.items():
+        if spec:
+            rows.append(f"| {'mode' if mode == 'search' else ''} | `{spec}` | {help} |")
+    last = "mode"
+    for field in fields(Config):
+        meta = field.metadata
+        if not meta["flags"]:
+            continue
+        names = ", ".join(f"`{f}`" for f in meta["flags"])
+        if isinstance(meta["allowed"], tuple):
+            choices = "\\|".join(meta["allowed"])  # a | inside a table cell is escaped
+            names = f"`{meta['flags'][0]} {choices}`"
+        elif meta["metavar"]:
+            names = ", ".join(f"`{f} {meta['metavar']}`" for f in meta["flags"])
+        group = meta["group"] if meta["group"] != last else ""
+        last = meta["group"]
+        rows.append(f"| {group} | {names} | {help_of(field).replace('|', '&#124;')} |")
+    return "\n".join(rows)

@@ -30,11 +30,14 @@ class Range:
         return above and below
 
     def __str__(self) -> str:
+        def shown(bound: float) -> str:
+            return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
         bounds = []
         if self.low is not None:
-            bounds.append(f"{'above' if self.low_open else 'at least'} {self.low:g}")
+            bounds.append(f"{'above' if self.low_open else 'at least'} {shown(self.low)}")
         if self.high is not None:
-            bounds.append(f"{'below' if self.high_open else 'at most'} {self.high:g}")
+            bounds.append(f"{'below' if self.high_open else 'at most'} {shown(self.high)}")
         return " and ".join(bounds)
 
 

@@ -1,43 +1,36 @@
-"""A run, from validated data to a checked submission: choose the parameters (defaults, a
-study's best, or a search first), check every output place, train the models with the engine,
-ensemble them, write the submission, summarise, build the report, and maybe submit.
+"""A run, from validated data to a checked submission: every check first (src/preflight.py),
+the plan, the parameters (defaults, a study's best, or a search first), the models trained by
+the engine, their ensemble, the submission, the summary, the report, and maybe a submit; or,
+as a search worker (`--search-only`), the search alone.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from src.config import Config
-from src.data.load import check_class_counts, load_digits
 from src.outputs import run_folder
-from src.outputs.checks import check_outputs
 from src.outputs.files import show
+from src.preflight import Checked, check_run
 
 
-def choose_params(cfg: Config, data) -> tuple[dict, str]:
-    """Search, or read a study's best trial, or take the model's defaults; and say which.
-
-    The run folder is checked against the chosen parameters before anything is written to it.
-    """
+def choose_params(cfg: Config, data, known: dict | None) -> tuple[dict, str]:
+    """Search, or take the study's best trial or the defaults the checks read (`known`); and
+    say which. The run folder is made (or checked again) with the chosen parameters."""
     from src.outputs.files import write_json
-    from src.params import default_params
     from src.search import study as studies
-    from src.search.storage import mask_password
+    from src.search.storage import mask_secrets
 
     changed = "".join(f" --set {k}={v}" for k, v in cfg.overrides)
     if not cfg.trials and not cfg.study_name:
-        params = {**default_params(cfg.model), **dict(cfg.overrides)}
-        run_folder.prepare(cfg, params, data)
-        return params, f"defaults of --model {cfg.model}{changed}"
+        run_folder.prepare(cfg, known, data)
+        return known, f"defaults of --model {cfg.model}{changed}"
     if cfg.trials:
         study, seconds = timed_search(cfg, data)
+        params = {**studies.best_params(study), **dict(cfg.overrides)}
     else:
-        cfg.runs_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite storage
-        study, seconds = studies.open_study(cfg, create=False), 0.0
-    params = studies.best_params(study)  # before writing anything: it fails on an empty study
-    params.update(cfg.overrides)
-    run_folder.prepare(cfg, params, data)  # a resume with other parameters is refused here
+        study, seconds, params = studies.open_study(cfg, create=False), 0.0, known
+    run_folder.prepare(cfg, params, data)  # a resume whose search chose otherwise: refused
     summary = studies.study_summary(study, seconds)
     studies.print_study_summary(summary, params)
     write_json(cfg.run_dir / "best_params.json", params)
@@ -46,84 +39,73 @@ def choose_params(cfg: Config, data) -> tuple[dict, str]:
 
     for name, result in save_study_plots(study, cfg.run_dir).items():
         print(f"  plot {name}: {result}")
-    print(f"live view: optuna-dashboard {mask_password(cfg.storage_url)}")
+    print(f"live view: optuna-dashboard {mask_secrets(cfg.storage_url)}")
     return params, f"best trial #{summary['best_trial']} of study {study.study_name!r}{changed}"
 
 
 def timed_search(cfg: Config, data):
-    """Run the search (its SQLite home created first); the study and the seconds it took."""
+    """Run the search; the study and the seconds it took."""
     from src.search import worker
 
-    cfg.runs_dir.mkdir(parents=True, exist_ok=True)  # home of the default SQLite storage
     start = time.perf_counter()
     study = worker.run_search(cfg, data)
     return study, time.perf_counter() - start
 
 
-def search_worker(cfg: Config, data) -> None:
+def search(cfg: Config) -> None:
     """--search-only: run trials of the (shared) study, then say how to train from it."""
     from src.search import study as studies
-    from src.search.storage import mask_password
+    from src.search.storage import mask_secrets
 
-    study, seconds = timed_search(cfg, data)
+    checked = checked_and_planned(cfg)
+    cfg = checked.cfg
+    study, seconds = timed_search(cfg, checked.data)
     summary = studies.study_summary(study, seconds)
     best = studies.best_params(study) if summary["complete"] else None
     studies.print_study_summary(summary, best)
     flags = f"--data-dir {show(cfg.data_dir)} --trials 0 --study-name {cfg.study}"
     if cfg.storage:
-        flags += f" --storage {mask_password(cfg.storage)}"
+        flags += f" --storage {mask_secrets(cfg.storage)}"
     print(f"train the ensemble from the study's best trial: python run.py {flags}")
 
 
-def run(cfg: Config, command: str = "") -> None:
-    """Validate the data, train the folds, ensemble them, write and check the submission."""
+def train(cfg: Config) -> None:
+    """Check everything, then train the run's models and write and check the submission."""
     start = time.perf_counter()
-    if cfg.notebook:
-        print(f"kaggle notebook ({cfg.notebook}): data from {show(cfg.data_dir)}, runs in"
-              f" {show(cfg.runs_dir)}, submission to"
-              f" {show(cfg.submissions_dir / 'submission.csv')}", flush=True)  # fmt: skip
-    data = load_digits(cfg.data_dir)  # everything the user can get wrong fails here, first
-    print(
-        f"data: {len(data.y_train)} training images from {data.source},"
-        f" {len(data.x_test)} test images",
-        flush=True,
-    )
-    check_class_counts(data, cfg.folds)
-    check_outputs(cfg)
-    # TensorFlow loads only once the data are known to be good: bad input fails in a second.
-    from src.train.quiet import import_keras
+    checked = checked_and_planned(cfg)
+    with run_folder.locked(checked.cfg):  # one process per run folder
+        train_run(checked, start)
 
-    import_keras()
-    from src.model.augment.layers import check_augment
-    from src.train.device import augment_in_model, configure_determinism, configure_device
-    from src.train.engines import check_engine_settings, keep_compiled_programs, resolve_engine
 
+def checked_and_planned(cfg: Config) -> Checked:
+    """Every check (nothing written before they pass), then the device and the plan."""
+    checked = check_run(cfg)  # Keras is loaded only once the data are known to be good
+    from src.train.device import accelerator, configure_determinism
+    from src.train.engines import keep_compiled_programs
+    from src.train.plan import plan_lines
+
+    cfg = checked.cfg
     cache = keep_compiled_programs(cfg.runs_dir)
-    engine = resolve_engine(cfg.engine)
-    # Before the run folder exists: a refused run leaves nothing that its rerun would trip on.
-    check_augment(cfg.augment, in_model=engine == "batched" or augment_in_model())
-    precision, device = configure_device(cfg.precision, engine)
-    check_engine_settings(engine, precision, cfg.overrides)
-    cfg = replace(cfg, engine=engine, precision=precision)  # what the run folder records
     kept = f"; compiled programs kept in {show(cache)}" if cache else ""
-    print(f"device: {device}{kept}", flush=True)
+    print(f"device: {checked.device}{kept}", flush=True)
     configure_determinism(cfg.deterministic)
-    if cfg.mode == "search":
-        search_worker(cfg, data)
-        return
-    with run_folder.locked(cfg):  # one process per run folder
-        train_run(cfg, data, command, start)
+    for line in plan_lines(cfg, len(checked.data.y_train), len(checked.data.x_test),
+                           on_cpu=accelerator() is None):  # fmt: skip
+        print(line, flush=True)
+    return checked
 
 
-def train_run(cfg: Config, data, command: str, start: float) -> None:
+def train_run(checked: Checked, start: float) -> None:
     """Parameters, the run's models (and a pseudo-label round if asked), then `finish`."""
     from src.train import folds, pseudo
     from src.train.engines import make_engine
     from src.train.ensemble import average_predictions
 
-    params, origin = choose_params(cfg, data)
+    cfg, data = checked.cfg, checked.data
+    params, origin = choose_params(cfg, data, checked.params)
+    recipe = f"  recipe: {cfg.recipe}" if cfg.recipe else ""
     print(
-        f"run: {cfg.run_name}  model: {cfg.model}  augment: {cfg.augment}"
+        f"run: {cfg.run_name}{recipe}  model: {cfg.model}  augment: {cfg.augment}"
         f"  folds: {cfg.folds}  epochs: {cfg.epochs}  params: {origin}",
         flush=True,
     )
@@ -146,11 +128,11 @@ def train_run(cfg: Config, data, command: str, start: float) -> None:
         second = build(extended)
         round_two = (chosen, first, folds.train_pseudo_fits(cfg, extended, second))
         engine["pseudo_round"] = second.summary()
-    finish(cfg, data, results, full_fits, command, start, engine, round_two)
+    finish(cfg, data, results, full_fits, start, engine, round_two)
 
 
-def finish(cfg: Config, data, results, full_fits, command: str, start: float,
-           engine: dict, round_two=None) -> None:  # fmt: skip
+def finish(cfg: Config, data, results, full_fits, start: float, engine: dict,
+           round_two=None) -> None:  # fmt: skip
     """Ensemble the folds; check and write the submission; summary, report, maybe submit.
 
     `round_two`: (the pseudo-labels, the first round's test probabilities, the second round's
@@ -185,8 +167,8 @@ def finish(cfg: Config, data, results, full_fits, command: str, start: float,
     if round_two:
         first_acc = None if data.test_labels is None else accuracy(data.test_labels, first)
         summary.update(summaries.pseudo_round(chosen, len(data.x_test), pseudo_fits, first_acc))
-    summary.update(command=command, submission=show(path), previous_diff=diff, engine=engine,
-                   precision=cfg.precision)  # fmt: skip
+    summary.update(command=cfg.command, recipe=cfg.recipe, submission=show(path),
+                   previous_diff=diff, engine=engine, precision=cfg.precision)  # fmt: skip
     summaries.save_summary(summary, cfg.run_dir)
     report_start = time.perf_counter()
     page = build_report(cfg.run_dir)

@@ -30,9 +30,10 @@ import zipfile
 from pathlib import Path
 
 from src import UserError
-from src.config import ROOT, Config
+from src.config import ROOT, Config, flag_of
+from src.outputs.checks import output_folders
 from src.outputs.files import atomic_path, read_json, show, write_json
-from src.review.kaggle_cli import NO_NETWORK, cli_said, executable, offline
+from src.review.kaggle_cli import NO_NETWORK, check_ready, cli_said, offline
 
 DONE = {"COMPLETE"}
 FAILED = {"ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
@@ -65,24 +66,45 @@ def slug_of(run_name: str) -> str:
 
 
 def remote_args(cfg: Config) -> list[str]:
-    """The run's training flags as the notebook's `run.py` takes them (its data, folders and
-    submission are the notebook's own; submitting happens here, after the fetch)."""
-    args = ["--folds", cfg.folds, "--epochs", cfg.epochs, "--full-fits", cfg.full_fits,
-            "--pseudo-labels", cfg.pseudo_labels, "--patience", cfg.patience,
-            "--trials", cfg.trials, "--n-jobs", cfg.n_jobs,
-            "--search-epochs", cfg.search_epochs, "--search-folds", cfg.search_folds,
-            "--model", cfg.model, "--augment", cfg.augment, "--engine", cfg.engine,
-            "--precision", cfg.precision, "--seed", cfg.seed, "--competition", cfg.competition,
-            "--run-name", cfg.run_name]  # fmt: skip
-    for key, value in cfg.overrides:
-        args += ["--set", f"{key}={json.dumps(value)}"]
-    if cfg.timeout is not None:
-        args += ["--timeout", cfg.timeout]
-    if cfg.study_name:
-        args += ["--study-name", cfg.study_name]
-    if cfg.deterministic:
-        args.append("--deterministic")
-    return [str(a) for a in args]
+    """The run's training flags as the notebook's `run.py` takes them: every setting declared
+    `remote` in src/config.py (its data, folders and submission are the notebook's own;
+    submitting happens here, after the fetch)."""
+    from src.cli import command_flags, remote_settings
+
+    return command_flags(cfg, remote_settings())
+
+
+# Accelerators the pinned kaggle CLI calls retired (`_RETIRED_ACCELERATORS` in its
+# kaggle_api_extended.py): Kaggle runs such a push elsewhere, or on no GPU at all.
+RETIRED = {"nvidiateslap100": "NvidiaTeslaP100", "tpuv38": "TpuV38", "tpu1vmv38": "Tpu1VmV38",
+           "tpuv232": "TpuV232", "tpuv2256": "TpuV2256"}  # fmt: skip
+
+
+def check_notebook_settings(cfg: Config) -> None:
+    """Refuse, before anything is pushed or trained, what the notebook cannot honour: it runs
+    offline on Keras with JAX (the batched engine on its GPU) and reads the competition's own
+    files."""
+    default = Config()
+    batched = cfg.engine in ("auto", "batched")
+    problems = [
+        (cfg.storage, "the notebook runs offline and cannot reach --storage; leave it out"),
+        (cfg.data_dir != default.data_dir,
+         f"the notebook reads {cfg.competition}'s own files, not --data-dir; leave it out"),
+        (cfg.deterministic, "--deterministic is TensorFlow's and the notebook trains on JAX;"
+         " leave it out"),
+        (cfg.augment in ("idg", "layers"), f"--augment {cfg.augment} needs TensorFlow and the"
+         " notebook trains on JAX; use --augment affine"),
+        (batched and cfg.precision == "mixed_float16", "--precision mixed_float16 needs loss"
+         " scaling, which the batched engine does not do; use --precision mixed_bfloat16"),
+        (batched and dict(cfg.overrides).get("ema_momentum"), "--set ema_momentum is"
+         " model.fit's only; add --engine sequential, or leave it out"),
+        (cfg.kaggle_accelerator.lower() in RETIRED, f"{flag_of('kaggle_accelerator')}"
+         f" {cfg.kaggle_accelerator} is retired (Kaggle would run it on another machine); use"
+         " NvidiaTeslaT4"),
+    ]  # fmt: skip
+    for problem, why in problems:
+        if problem:
+            raise UserError(f"--on-kaggle: {why}")
 
 
 def package() -> bytes:
@@ -235,53 +257,87 @@ def bring_home(cfg: Config, out_dir: Path, where: dict) -> dict:
     with atomic_path(cfg.submissions_dir / "submission.csv") as tmp:
         shutil.copyfile(cfg.submissions_dir / f"{cfg.run_name}.csv", tmp)
     summary = read_json(cfg.run_dir / "summary.json")
-    summary["trained_on"] = where
+    summary.update(trained_on=where, recipe=cfg.recipe)
     write_json(cfg.run_dir / "summary.json", summary)
     build_report(cfg.run_dir)
     return summary
 
 
-def run_on_kaggle(cfg: Config) -> None:
-    """Push the run (or attach to the one pushed before), wait, bring it home, maybe submit."""
-    home = cfg.runs_dir / ".kaggle" / cfg.run_name
-    if (cfg.run_dir / "summary.json").exists():
-        print(f"{show(cfg.run_dir)}: already home from Kaggle; `python run.py --report"
-              f" {cfg.run_name}` rebuilds its page")  # fmt: skip
-        if cfg.submit:
-            _submit(cfg, read_json(cfg.run_dir / "summary.json"))
+def train_on_kaggle(cfg: Config) -> None:
+    """--on-kaggle: push the run (or attach to the one pushed before), wait, bring it home,
+    maybe submit. Every check comes before the push."""
+    if already_home(cfg):
         return
     if cfg.run_dir.exists():
         raise UserError(
             f"--on-kaggle: {show(cfg.run_dir)} exists (a run trained here); give another"
             " --run-name"
         )
-    exe = executable("--on-kaggle")
-    state_file = home / "kernel.json"
+    check_notebook_settings(cfg)
+    exe = check_ready(flag_of("on_kaggle"))
+    state_file = cfg.runs_dir / ".kaggle" / cfg.run_name / "kernel.json"
     if state_file.exists():
-        kernel = read_json(state_file)
-        print(f"kaggle: attaching to {kernel['ref']} (version {kernel['version']}, pushed"
-              f" {kernel['pushed']}): {kernel['url']}", flush=True)  # fmt: skip
-    elif cfg.mode == "report":
+        kernel = attach(state_file)
+    else:
+        with output_folders(cfg):  # made and probed; removed again if the push is refused
+            kernel = push_run(exe, cfg)
+    wait_and_bring_home(exe, cfg, kernel)
+
+
+def fetch_from_kaggle(cfg: Config) -> None:
+    """--on-kaggle --report RUN: wait for a run pushed from here before, and bring it home."""
+    if already_home(cfg):
+        return
+    exe = check_ready(flag_of("on_kaggle"))
+    state_file = cfg.runs_dir / ".kaggle" / cfg.run_name / "kernel.json"
+    if not state_file.exists():
         raise UserError(
             f"--on-kaggle --report {cfg.run_name}: no Kaggle run of that name was pushed from"
             f" here ({show(state_file)} is missing)"
         )
-    else:
-        from src.outputs.checks import check_outputs
+    wait_and_bring_home(exe, cfg, attach(state_file))
 
-        check_outputs(cfg)
-        user = kaggle_user(exe)
-        with tempfile.TemporaryDirectory() as tmp:  # a refused push leaves nothing behind
-            ref = write_kernel(cfg, user, Path(tmp) / "push")
-            pushed = push(exe, cfg, Path(tmp) / "push")
-            shutil.copytree(Path(tmp) / "push", home / "push")
-        kernel = {"ref": ref, **pushed,
-                  "pushed": time.strftime("%Y-%m-%d %H:%M:%S"),
-                  "accelerator": cfg.kaggle_accelerator, "args": remote_args(cfg)}  # fmt: skip
-        write_json(state_file, kernel)
-        print(f"kaggle: pushed {ref} version {kernel['version']} ({cfg.kaggle_accelerator},"
-              f" python run.py {' '.join(kernel['args'])}); watch it at {kernel['url']}",
-              flush=True)  # fmt: skip
+
+def already_home(cfg: Config) -> bool:
+    """Whether the run came home before (then said, and submitted if asked)."""
+    if not (cfg.run_dir / "summary.json").exists():
+        return False
+    print(f"{show(cfg.run_dir)}: already home from Kaggle; `python run.py --report"
+          f" {cfg.run_name}` rebuilds its page")  # fmt: skip
+    if cfg.submit:
+        _submit(cfg, read_json(cfg.run_dir / "summary.json"))
+    return True
+
+
+def attach(state_file: Path) -> dict:
+    """The kernel pushed before, as kernel.json records it (said in a line)."""
+    kernel = read_json(state_file)
+    print(f"kaggle: attaching to {kernel['ref']} (version {kernel['version']}, pushed"
+          f" {kernel['pushed']}): {kernel['url']}", flush=True)  # fmt: skip
+    return kernel
+
+
+def push_run(exe: str, cfg: Config) -> dict:
+    """Write the notebook and push it; what kernel.json keeps of it (written only once the
+    push succeeded)."""
+    home = cfg.runs_dir / ".kaggle" / cfg.run_name
+    user = kaggle_user(exe)
+    with tempfile.TemporaryDirectory() as tmp:  # a refused push leaves nothing behind
+        ref = write_kernel(cfg, user, Path(tmp) / "push")
+        pushed = push(exe, cfg, Path(tmp) / "push")
+        shutil.copytree(Path(tmp) / "push", home / "push")
+    kernel = {"ref": ref, **pushed, "pushed": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "accelerator": cfg.kaggle_accelerator, "args": remote_args(cfg)}  # fmt: skip
+    write_json(home / "kernel.json", kernel)
+    print(f"kaggle: pushed {ref} version {kernel['version']} ({cfg.kaggle_accelerator},"
+          f" python run.py {' '.join(kernel['args'])}); watch it at {kernel['url']}",
+          flush=True)  # fmt: skip
+    return kernel
+
+
+def wait_and_bring_home(exe: str, cfg: Config, kernel: dict) -> None:
+    """Wait for the kernel to end; a failure's log shown, else the run brought home."""
+    home = cfg.runs_dir / ".kaggle" / cfg.run_name
     try:
         state, failure = wait(exe, kernel["ref"], cfg, kernel["url"])
     except KeyboardInterrupt:
@@ -291,7 +347,7 @@ def run_on_kaggle(cfg: Config) -> None:
         ) from None
     log = fetch(exe, kernel["ref"], home / "output")
     if state in FAILED:
-        state_file.rename(home / f"kernel-{state.lower()}-v{kernel['version']}.json")
+        (home / "kernel.json").rename(home / f"kernel-{state.lower()}-v{kernel['version']}.json")
         lines = log.strip().splitlines()[-LOG_TAIL:]
         print("\n".join(f"  | {line}" for line in lines), file=sys.stderr)
         why = f" ({failure})" if failure else ""

@@ -105,6 +105,15 @@ def copy_sample(tmp_path) -> Path:
 
 
 @pytest.fixture
+def no_credentials(monkeypatch, tmp_path):
+    """No Kaggle credentials anywhere the kaggle CLI looks (HOME a new, empty folder)."""
+    for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR",
+                "XDG_CONFIG_HOME"):  # fmt: skip
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
 def kaggle(tmp_path, monkeypatch):
     """The stub `kaggle` CLI (tests/kaggle_stub.py) on PATH, credentials present, no waiting
     between polls; returns its state dir."""

@@ -62,7 +62,8 @@ def steps() -> dict:
     rows = np.arange(640)
     mine, start = {}, {}
     for conv in ("matmul", "native"):
-        jobs = [Job("a", rows, None, 7), Job("b", rows, None, 7), Job("c", rows, None, 8)]
+        jobs = [Job("full", 1, rows, None, 7), Job("full", 2, rows, None, 7),
+                Job("full", 3, rows, None, 8)]  # fmt: skip
         program = BatchedProgram(params, data, jobs, augment="affine", epochs=3, conv=conv)
         start[conv] = [np.asarray(v[0]) for v in program.state["tv"]]
         state, on = program.state, jnp.ones(3, bool)
@@ -98,8 +99,8 @@ def scan_epoch() -> dict:
     channel of near-constant activations turns 1e-7 into 1e-4 after a few steps.
     """
     data = sample(192)
-    jobs = [Job("b", np.arange(128), None, 2), Job("a", np.arange(192), None, 1),
-            Job("c", np.arange(192), None, 3)]  # fmt: skip
+    jobs = [Job("full", 2, np.arange(128), None, 2), Job("full", 1, np.arange(192), None, 1),
+            Job("full", 3, np.arange(192), None, 3)]  # fmt: skip
     params = narrow(optimizer="sgd")  # see `steps` on Adam
     ends, segments = {}, {}
     for way in ("steps", "scan", "scan_no_tail"):
@@ -156,7 +157,7 @@ def early_stopping() -> dict:
     rng = np.random.default_rng(1)
     val = np.arange(320, 640)
     data.y_train[val] = rng.permutation(data.y_train[val])
-    jobs = [Job("fold_1", np.arange(320), val, 3), Job("full_1", np.arange(320), None, 4)]
+    jobs = [Job("fold", 1, np.arange(320), val, 3), Job("full", 1, np.arange(320), None, 4)]
     engine = BatchedEngine(narrow(), data, epochs=8, patience=2, augment="none",
                            verbose=0)  # fmt: skip
     done = {}
@@ -182,7 +183,7 @@ def clean() -> dict:
     at all (the same weights after it), an epoch before the switch does not; the switch in each
     model's state is on through the epochs before and off from the first clean one."""
     data = sample(192)
-    jobs = [Job("a", np.arange(192), None, 1), Job("b", np.arange(128), None, 2)]
+    jobs = [Job("full", 1, np.arange(192), None, 1), Job("full", 2, np.arange(128), None, 2)]
     on, lr, none = np.ones(2, bool), np.zeros(2, np.float32), np.zeros(0, np.float32)
     weights, switch = {}, []
     for name, augment, n_clean in (("none", "none", 0), ("all_clean", "affine", 2),
@@ -230,7 +231,7 @@ def precision() -> dict:
 
     configure_device("mixed_bfloat16")
     data = sample(128)
-    jobs = [Job("a", np.arange(128), None, 1), Job("b", np.arange(128), None, 2)]
+    jobs = [Job("full", 1, np.arange(128), None, 1), Job("full", 2, np.arange(128), None, 2)]
     engine = BatchedEngine(narrow(), data, epochs=1, patience=1, augment="affine",
                            verbose=0, predict_test=False)  # fmt: skip
     done = {}

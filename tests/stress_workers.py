@@ -33,7 +33,7 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from src.config import ROOT
-from src.search.storage import mask_password, sql_engine, with_driver
+from src.search.storage import mask_secrets, sql_engine, with_driver
 from src.search.study import FINISHED
 
 ERRORS = ("Traceback", "has already finished and can not be updated", "UniqueViolation")
@@ -155,7 +155,7 @@ def main() -> None:
         sample = ROOT / "input" / "sample"
         pd.read_csv(sample / "train.csv.gz").iloc[: a.rows].to_csv(data / "train.csv", index=False)
         pd.read_csv(sample / "test.csv.gz").iloc[:100].to_csv(data / "test.csv", index=False)
-        print(f"command: python -m tests.stress_workers --postgres {mask_password(a.postgres)}"
+        print(f"command: python -m tests.stress_workers --postgres {mask_secrets(a.postgres)}"
               f" --workers {a.workers} --trials {a.trials} --rows {a.rows}",
               flush=True)  # fmt: skip
         storage, schema = in_new_schema(a.postgres)

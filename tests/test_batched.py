@@ -153,7 +153,7 @@ def test_every_model_computes_in_the_chosen_precision(checked):
     engine resets Keras before each model, which on its own puts the policy back to float32."""
     r = checked["precision"]
     assert r["program"] == ["bfloat16"]
-    assert r["handed_over"] == {"a": ["bfloat16"], "b": ["bfloat16"]}
+    assert r["handed_over"] == {"full_1": ["bfloat16"], "full_2": ["bfloat16"]}
     assert r["losses_finite"] and r["policy_after"] == "mixed_bfloat16"
 
 
@@ -279,7 +279,7 @@ def test_the_plateau_schedule_lowers_each_models_rate_as_keras_does():
         keras_rates.append(float(np.asarray(model.optimizer.learning_rate)))
     # the batched engine's bookkeeping, for one validated model
     engine = BatchedEngine(params, None, epochs=len(accuracies), patience=99, augment="none")
-    engine.jobs, engine.n_val = [Job("fold_1", np.arange(2), np.arange(2), 0)], 1
+    engine.jobs, engine.n_val = [Job("fold", 1, np.arange(2), np.arange(2), 0)], 1
     host = {"active": np.ones(1, bool), "lr": np.full(1, 1e-3, np.float32),
             "plateau_best": np.full(1, -np.inf), "plateau_wait": np.zeros(1, np.int64),
             "wait": np.zeros(1, np.int64), "best_loss": np.full(1, np.inf, np.float32),

@@ -196,11 +196,21 @@ def test_missing_data_names_the_download_command_and_the_sample(tmp_path, runner
     "flags, fragment",
     [
         (["--folds", "1"], "--folds: one fold validates on every row it trained on"),
-        (["--runs", "--scores"], "--scores and --runs are different modes; give one"),
-        (["--report", "r", "--search-only", "--trials", "2"], "--search-only and --report are"),
+        (["--runs", "--scores"], "argument --scores: not allowed with argument --runs"),
+        (["--report", "r", "--search-only", "--trials", "2"], "not allowed with argument"),
+        (["--on-kaggle", "--scores"], "--on-kaggle: trains a run, or with --report RUN"),
+        (["--scores", "--submit"], "--submit: sends a run's submission; not with --scores"),
+        (["--wait"], "--wait: waits for the score of a --submit; add --submit"),
         (["--folds", "0", "--full-fits", "0"], "trains no model; give --full-fits N"),
-        (["--pseudo-labels", "1"], "--pseudo-labels: a probability below 1 (e.g. 0.99)"),
-        (["--pseudo-labels", "-0.5"], "--pseudo-labels: a probability below 1"),
+        (["--pseudo-labels", "1"], "--pseudo-labels: expected at least 0 and below 1, got 1.0"),
+        (["--pseudo-labels", "-0.5"], "--pseudo-labels: expected at least 0 and below 1"),
+        (["--seed", "-1"], "--seed: expected at least 0 and at most 2147483647, got -1"),
+        (
+            ["--folds", "2", "--trials", "2", "--search-folds", "3"],
+            "--search-folds 3: a trial validates on folds of --folds 2; give at most 2",
+        ),
+        (["--timeout", "0"], "--timeout: expected above 0, got 0.0"),
+        (["--recipe", "nope"], "--recipe nope: no such recipe"),
         (["--folds", "0", "--trials", "3"], "the search validates its trials on folds"),
         (["--epochs", "0"], "--epochs"),
         (["--trials", "-1"], "--trials"),
@@ -221,8 +231,9 @@ def test_bad_flags_exit_2(flags, fragment, small_dir, runner):
     with pytest.raises(SystemExit) as exit_:
         runner("--data-dir", str(small_dir), *flags)
     assert exit_.value.code == 2
-    assert fragment in runner.capsys.readouterr().err
-    assert runner.written() == []
+    err = runner.capsys.readouterr().err
+    assert fragment in err and err.strip().splitlines() == [err.strip()], err
+    assert not runner.runs.exists() and not runner.subs.exists()
 
 
 def test_cli_user_error_has_no_traceback(small_dir, tmp_path):
@@ -280,20 +291,24 @@ def test_pixels_keep_row_major_layout(small_dir, sample_frames):
 
 
 @pytest.mark.parametrize("flag", ["--runs-dir", "--submissions-dir"])
+@pytest.mark.parametrize("place", ["below a file", "/proc"])
 def test_an_output_folder_that_cannot_be_made_is_refused_before_training(
-    flag, small_dir, tmp_path, capsys
+    flag, place, small_dir, tmp_path, capsys
 ):
+    """Made and probed, not guessed: /proc passes a permission check even as root, yet nothing
+    can be made in it. The other folder, made by the check, is removed again."""
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     dirs = {"--runs-dir": tmp_path / "runs", "--submissions-dir": tmp_path / "subs"}
-    dirs[flag] = blocker / "below"
+    dirs[flag] = blocker / "below" if place == "below a file" else Path("/proc/nope")
     argv = ["--data-dir", str(small_dir), "--folds", "2", "--epochs", "1", "--trials", "0"]
     code = run.main([*argv, *(str(x) for kv in dirs.items() for x in kv)])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code == 2
     assert err.strip().splitlines() == [err.strip()]
-    assert f"{flag} " in err and "is a file, not a folder" in err and "pick another" in err
+    assert f"{flag} {dirs[flag]}: cannot write there" in err and "pick another" in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "subs").exists()
+    assert "Epoch" not in out
 
 
 def test_too_little_disk_is_refused_before_training(small_dir, tmp_path, capsys, monkeypatch):

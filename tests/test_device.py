@@ -107,7 +107,8 @@ def test_every_model_the_sequential_engine_trains_computes_in_the_chosen_precisi
     engine = SequentialEngine(default_params("cnn"), data, epochs=1, patience=1, augment="none",
                               verbose=0, predict_test=False)  # fmt: skip
     done = []
-    engine.train([Job("full_1", np.arange(128), None, 1), Job("full_2", np.arange(128), None, 2)],
+    rows = np.arange(128)
+    engine.train([Job("full", 1, rows, None, 1), Job("full", 2, rows, None, 2)],
                  done.append)  # fmt: skip
     for trained in done:
         convs = [layer for layer in trained.model.layers

@@ -36,9 +36,8 @@ COMMANDS = shown_commands()
 def test_the_commands_are_found_where_the_readmes_show_them():
     readme = [argv for where, argv in COMMANDS if where.startswith("README.md")]
     assert len(readme) >= 10
-    assert ["--folds", "0", "--full-fits", "1", "--epochs", "18", "--trials", "0"] in readme
-    best = "--folds 0 --full-fits 3 --epochs 18"  # the best CPU submission: the quick copies
-    assert [*best.split(), "--trials", "0"] in readme
+    assert ["--recipe", "quick", "--data-dir", "input/sample"] in readme  # the main job
+    assert ["--recipe", "three", "--run-name", "RUN"] in readme  # the best CPU submission
     recipes = {where.split(": ")[1] for where, _ in COMMANDS if where.startswith("benchmarks")}
     assert {"quick", "quick3", "c2", "c2x3", "deotte", "dpl99"} <= recipes
 
@@ -51,3 +50,16 @@ def test_run_py_accepts_every_command_the_readmes_show(argv, monkeypatch):
         parse_args(argv)
     except SystemExit as refused:  # argparse's exit 2 for a flag or value run.py refuses
         pytest.fail(f"run.py refuses it (exit {refused.code}): its error is above")
+
+
+DOCS = ["README.md", "benchmarks/README.md", "docs/experiments.md", "CHANGELOG.md"]
+
+
+def test_every_benchmark_a_doc_runs_exists():
+    """`python -m benchmarks.NAME` (and the old `python benchmarks/NAME.py`) in any doc names a
+    module the tree has: a removed benchmark is named as removed, never shown as a command."""
+    shown = [(doc, name) for doc in DOCS
+             for name in re.findall(r"python (?:-m benchmarks\.|benchmarks/)([a-z_]+)",
+                                    (ROOT / doc).read_text())]  # fmt: skip
+    assert len(shown) > 40  # the docs' commands were found
+    assert [(d, n) for d, n in shown if not (ROOT / "benchmarks" / f"{n}.py").exists()] == []

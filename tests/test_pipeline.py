@@ -119,6 +119,19 @@ def test_resume_with_other_settings_is_refused(tiny, capsys):
     assert "epochs 5 -> 6" in err and "--run-name" in err
 
 
+def test_resume_with_other_settings_is_refused_before_a_search(tiny, capsys):
+    """With --trials, the resume is compared with its record before any trial: no search ran,
+    no study was made (resume_refused: nothing written)."""
+    runner, data = tiny
+    before = sorted(p.stat().st_mtime_ns for p in runner.written())
+    epochs_6 = [f if f != "5" else "6" for f in FLAGS]
+    code, out, err = call(runner, capsys, "--data-dir", str(data), *epochs_6, "--trials", "2",
+                          "--run-name", "a")  # fmt: skip
+    assert code == 2 and "epochs 5 -> 6" in err
+    assert "data:" in out and "search:" not in out  # checked after the data, before a trial
+    assert sorted(p.stat().st_mtime_ns for p in runner.written()) == before
+
+
 def test_set_overrides_reach_the_trained_params(tiny, capsys):
     """--set changes the params a run trains with: resuming run a with one is refused by name."""
     flags = [*FLAGS, "--set", "dropout=0.3", "--set", "elastic_alpha=20"]

@@ -63,7 +63,7 @@ def test_tensorflow_2_19s_own_log_format_is_filtered_too(capfd):
     ]
 
 
-def test_a_cpu_run_starts_with_data_device_and_run_and_no_native_log(tmp_path, small_dir):
+def test_a_cpu_run_starts_with_data_device_plan_and_run_and_no_native_log(tmp_path, small_dir):
     done = subprocess.run(
         [sys.executable, str(ROOT / "run.py"), "--data-dir", str(small_dir), "--folds", "0",
          "--full-fits", "1", "--epochs", "1", "--trials", "0", "--runs-dir", str(tmp_path / "r"),
@@ -72,7 +72,7 @@ def test_a_cpu_run_starts_with_data_device_and_run_and_no_native_log(tmp_path, s
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines[:3]] == ["data", "device", "run"]
+    assert [line.split(":")[0] for line in lines[:4]] == ["data", "device", "plan", "run"]
     assert lines[1].startswith("device: CPU, ")
     for word in NOISE:
         assert word not in done.stdout + done.stderr, word

@@ -46,12 +46,11 @@ def calls(state) -> list[str]:
     return [" ".join(c.split()[:2]) for c in (state / "calls.log").read_text().splitlines()]
 
 
-def test_a_run_on_kaggle_comes_home_as_a_local_run(stub, runner, small_dir):
+def test_a_run_on_kaggle_comes_home_as_a_local_run(stub, runner):
     """Pushed with the GPU and the competition attached; a wait that runs out leaves the notebook
     going and the next call attaches to it (no second push); the fetched run folder is listed,
     rebuilt and submitted as a local one."""
-    flags = ["--on-kaggle", "--data-dir", str(small_dir), *TINY, "--run-name", "r",
-             "--kaggle-poll", "0.01"]  # fmt: skip
+    flags = ["--on-kaggle", *TINY, "--run-name", "r", "--kaggle-poll", "0.01"]
     code, out, err = runner(*flags, "--kaggle-timeout", "0.001")
     assert code == 2
     assert "stub-user/digit-recogniser-r is still QUEUED" in err and "come back to it" in err
@@ -103,11 +102,11 @@ def test_a_failed_notebook_shows_its_log_and_keeps_it(stub, runner, monkeypatch)
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: --on-kaggle: the Kaggle run stub-user/digit-recogniser-f"
                            " ended ERROR (Your notebook hit an error: exit code 2)")  # fmt: skip
-    assert "| run.py: error: in a Kaggle notebook: no folder with a train.csv" in err
+    assert "| error: in a Kaggle notebook: no folder with a train.csv" in err
     home = runner.runs / ".kaggle" / "f"
     assert (home / "output" / "digit-recogniser-f.log").exists()
     assert not (home / "kernel.json").exists() and (home / "kernel-error-v1.json").exists()
-    assert not (runner.runs / "f").exists() and not runner.subs.exists()
+    assert not (runner.runs / "f").exists() and list(runner.subs.iterdir()) == []  # checked, empty
 
 
 @pytest.mark.parametrize(
@@ -152,25 +151,53 @@ def test_ctrl_c_while_waiting_leaves_the_notebook_running(stub, runner, monkeypa
     assert (runner.runs / ".kaggle" / "c" / "kernel.json").exists()  # what attaching reads
 
 
-def test_attaching_needs_a_pushed_run_and_flags_that_travel(stub, runner):
+def test_attaching_needs_a_pushed_run(stub, runner):
     code, _, err = runner("--on-kaggle", "--report", "never")
     assert code == 2 and "no Kaggle run of that name was pushed from here" in err
-    with pytest.raises(SystemExit) as exit_:  # argparse's own error line
-        runner("--on-kaggle", "--storage", "sqlite:////tmp/x.db")
-    assert exit_.value.code == 2
-    assert "the notebook cannot reach --storage" in runner.capsys.readouterr().err
     assert runner.written() == []
 
 
-def test_the_pushed_flags_are_the_runs_training_settings():
-    cfg = parse_args(["--folds", "4", "--epochs", "7", "--set", "dropout=0.3", "--set",
-                      "optimizer=sgd", "--seed", "3", "--deterministic", "--run-name", "z",
-                      "--trials", "2", "--timeout", "60", "--model", "cnn",
-                      "--pseudo-labels", "0.99"])  # fmt: skip
-    again = parse_args(remote.remote_args(cfg))
-    assert again.training_settings() == cfg.training_settings()
-    same = ("overrides", "trials", "timeout", "full_fits", "run_name", "search_epochs")
-    assert {k: getattr(again, k) for k in same} == {k: getattr(cfg, k) for k in same}
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--storage", "sqlite:////tmp/x.db"], "the notebook runs offline and cannot reach"),
+        (["--data-dir", "input/sample"], "reads digit-recognizer's own files, not --data-dir"),
+        (["--deterministic"], "--deterministic is TensorFlow's and the notebook trains on JAX"),
+        (["--augment", "idg"], "--augment idg needs TensorFlow"),
+        (["--precision", "mixed_float16"], "mixed_float16 needs loss scaling"),
+        (["--set", "ema_momentum=0.99"], "--set ema_momentum is model.fit's only"),
+        (["--kaggle-accelerator", "NvidiaTeslaP100"], "NvidiaTeslaP100 is retired"),
+    ],
+)  # fmt: skip
+def test_what_the_notebook_cannot_honour_is_refused_before_the_push(stub, runner, flags,
+                                                                    fragment):  # fmt: skip
+    code, _, err = runner("--on-kaggle", *TINY, "--run-name", "n", *flags)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
+    assert not (stub / "calls.log").exists()  # the CLI was never called
+    assert runner.written() == []
+
+
+def test_every_training_setting_reaches_the_notebooks_command():
+    """Each setting declared `remote` (src/config.py), at a value other than its default, comes
+    back from the notebook's command as given: a new setting cannot be forgotten there."""
+    from dataclasses import replace
+
+    from src.cli import remote_settings
+    from src.config import SETTINGS
+
+    others = {"folds": 4, "full_fits": 2, "epochs": 7, "patience": 3, "pseudo_labels": 0.99,
+              "model": "seed", "augment": "none", "engine": "sequential", "precision": "float32",
+              "seed": 3, "deterministic": True, "trials": 2, "search_epochs": 4,
+              "search_folds": 2, "timeout": 60.0, "study_name": "wide", "n_jobs": 2,
+              "competition": "kannada-mnist", "run_name": "z",
+              "overrides": (("dropout", 0.3), ("optimizer", "sgd"))}  # fmt: skip
+    names = remote_settings()
+    assert sorted(names) == sorted(others)  # a new remote setting: give it a value here
+    assert all(others[name] != SETTINGS[name].default for name in names)
+    cfg = replace(parse_args(["--run-name", "z"]), **others)
+    again = parse_args([*remote.remote_args(cfg), "--trials", "0"])  # (the seed model: no search)
+    assert {n: getattr(again, n) for n in names} == {**others, "trials": 0}
+    assert remote.remote_args(cfg).count("--trials") == 1
 
 
 def test_the_notebooks_internet_is_off_unless_asked(runner):
@@ -182,4 +209,17 @@ def test_the_package_holds_run_py_and_every_module():
     names = set(zipfile.ZipFile(BytesIO(remote.package())).namelist())
     modules = {str(p.relative_to(ROOT)) for p in (ROOT / "src").rglob("*.py")}
     assert names == {"run.py", *modules}
-    assert remote.package() == remote.package()  # the same code, the same bytes
+
+
+def test_the_package_is_the_same_bytes_whenever_it_is_built():
+    """The notebook's script changes only when the code does, not with the files' times."""
+    import os
+
+    first = remote.package()
+    run_py = ROOT / "run.py"
+    times = run_py.stat()
+    try:
+        os.utime(run_py, (times.st_atime, times.st_mtime - 86_400 * 400))  # a year earlier
+        assert remote.package() == first
+    finally:
+        os.utime(run_py, (times.st_atime, times.st_mtime))

@@ -10,7 +10,6 @@ import re
 import shutil
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from conftest import NARROW, Runner, write_slice
@@ -69,8 +68,9 @@ def test_report_shows_the_runs_numbers_and_valid_images(finished, printed):
         assert data.startswith(PNG) and len(data) > 2_000, name
     oof = re.search(r"out-of-fold accuracy: (\d\.\d{4})", printed).group(1)
     assert f"<td>{oof}</td>" in page
-    for line in re.findall(r"^\s+\d+\s+(\d\.\d{4})\s", printed, flags=re.M):  # fold table rows
-        assert f"<td>{line}</td>" in page
+    folds = re.findall(r"^\s+\d+\s+(\d\.\d{4})\s", printed, flags=re.M)  # fold table rows
+    assert len(folds) == 2  # the run's two folds, each printed and on the page
+    assert all(f"<td>{accuracy}</td>" in page for accuracy in folds)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["command"] in html.unescape(page)
     assert json.loads((run_dir / "config.json").read_text())["params"]["filters"] == 8  # --set
@@ -141,28 +141,20 @@ def test_diff_counts_changed_labels(tmp_path):
     assert compare_with_previous(old, tmp_path / "none.csv") is None
 
 
-@pytest.fixture
-def no_credentials(monkeypatch, tmp_path):
-    for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR",
-                "XDG_CONFIG_HOME"):  # fmt: skip
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-
-
-def test_submit_without_credentials_exits_2_and_keeps_the_file(
+def test_submit_without_credentials_is_refused_before_training(
     tmp_path, sample_frames, capsys, no_credentials
 ):
+    """Knowable in the first second: refused before the data is read, nothing written."""
     data = write_slice(tmp_path / "data", sample_frames, 300, 50)
     runner = Runner(tmp_path, capsys)
     code, out, err = runner("--data-dir", str(data), *TINY, "--run-name", "s", "--submit",
                             "-m", "first try")  # fmt: skip
     assert code == 2
-    assert len(err.strip().splitlines()) == 1
+    assert len(err.strip().splitlines()) == 1 and "--submit: no Kaggle credentials found" in err
     for way in ("KAGGLE_API_TOKEN", "kaggle.json", "KAGGLE_USERNAME", "KAGGLE_KEY"):
         assert way in err
-    sub = pd.read_csv(runner.subs / "submission.csv")  # written whole before the submit failed
-    assert list(sub.columns) == ["ImageId", "Label"] and len(sub) == 50
-    assert (runner.runs / "s" / "report.html").exists()
+    assert "data:" not in out
+    assert runner.written() == [] and not runner.runs.exists() and not runner.subs.exists()
 
 
 def stub_kaggle(tmp_path, monkeypatch, exit_code=0):

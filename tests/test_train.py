@@ -89,7 +89,7 @@ def test_sequential_early_stopping_hands_back_the_best_epoch(sample_frames):
     engine = SequentialEngine(default_params("cnn"), data, epochs=8, patience=2, augment="none",
                               verbose=0)  # fmt: skip
     done = []
-    engine.train([Job("fold_1", np.arange(320), val, 3), Job("full_1", np.arange(320), None, 4)],
+    engine.train([Job("fold", 1, np.arange(320), val, 3), Job("full", 1, np.arange(320), None, 4)],
                  done.append)  # fmt: skip
     fold, full = done
     losses = fold.history["val_loss"]

@@ -57,32 +57,44 @@ def data_id(data) -> str:
     return f"{len(data.y_train)} train, {len(data.x_test)} test, sha1 {digest.hexdigest()[:12]}"
 
 
-def prepare(cfg: Config, params: dict, data) -> None:
-    """Create the run folder, or check that an existing one was trained the same way, on the
-    same data."""
-    settings = {"settings": {**cfg.training_settings(), "data": data_id(data)}, "params": params}
+def check_resume(cfg: Config, data, params: dict | None = None) -> None:
+    """Refuse, before anything is written, to resume a run folder trained another way: other
+    settings, other data, or (where already known) other hyperparameters. A run searched first
+    is checked again with its parameters once the search has chosen them."""
     path = cfg.run_dir / "config.json"
-    if not path.exists() and any(cfg.run_dir.glob(f"*/{PREDICTIONS}")):
-        raise UserError(
-            f"{show(cfg.run_dir)} holds trained models but no config.json, so what trained them"
-            " is unknown; pick a new --run-name, or delete that folder to start it again"
-        )
-    if path.exists():
-        try:
-            previous = read_json(path)
-            diff = [c for part in settings for c in changes(dict(previous[part]), settings[part])]
-        except (ValueError, KeyError, TypeError):
+    if not path.exists():
+        if any(cfg.run_dir.glob(f"*/{PREDICTIONS}")):
             raise UserError(
-                f"{show(path)} is unreadable; pick a new --run-name, or delete that folder to"
-                " start it again"
-            ) from None
-        if diff:
-            raise UserError(
-                f"{show(cfg.run_dir)} was trained with other settings ({', '.join(diff)});"
-                " rerun with its original flags to resume it, or pick a new --run-name"
+                f"{show(cfg.run_dir)} holds trained models but no config.json, so what trained"
+                " them is unknown; pick a new --run-name, or delete that folder to start it again"
             )
         return
-    write_json(path, settings)
+    today = {"settings": {**cfg.training_settings(), "data": data_id(data)}}
+    if params is not None:
+        today["params"] = params
+    try:
+        previous = read_json(path)
+        diff = [c for part in today for c in changes(dict(previous[part]), today[part])]
+    except (ValueError, KeyError, TypeError):
+        raise UserError(
+            f"{show(path)} is unreadable; pick a new --run-name, or delete that folder to"
+            " start it again"
+        ) from None
+    if diff:
+        raise UserError(
+            f"{show(cfg.run_dir)} was trained with other settings ({', '.join(diff)});"
+            " rerun with its original flags to resume it, or pick a new --run-name"
+        )
+
+
+def prepare(cfg: Config, params: dict, data) -> None:
+    """Create the run folder and its config.json (the settings, the data's fingerprint, the
+    hyperparameters and the recipe), or check that an existing one was trained the same way."""
+    check_resume(cfg, data, params)
+    path = cfg.run_dir / "config.json"
+    if not path.exists():
+        settings = {**cfg.training_settings(), "data": data_id(data)}
+        write_json(path, {"settings": settings, "params": params, "recipe": cfg.recipe})
 
 
 def changes(recorded: dict, today: dict) -> list[str]:

@@ -23,32 +23,58 @@ import time
 from pathlib import Path
 
 from src import UserError
+from src.config import MODES, flag_of
 from src.outputs.files import show
 from src.outputs.submission import submit_command
 
 CREDENTIAL_HELP = (
-    "the kaggle CLI takes them from KAGGLE_API_TOKEN, ~/.kaggle/access_token, `kaggle auth"
-    " login`, ~/.kaggle/kaggle.json or KAGGLE_USERNAME and KAGGLE_KEY"
-    " (token: kaggle.com > Settings > API)"
+    "the kaggle CLI takes them from KAGGLE_API_TOKEN (the token or its file),"
+    " ~/.kaggle/access_token, `kaggle auth login`, kaggle.json (in KAGGLE_CONFIG_DIR, else"
+    " ~/.kaggle) or KAGGLE_USERNAME and KAGGLE_KEY (token: kaggle.com > Settings > API)"
 )
 
 
+def _text(path: Path) -> str:
+    try:
+        return path.read_text().strip() if path.is_file() else ""
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def credential_source(env: dict[str, str] | None = None, home: Path | None = None) -> str | None:
-    """Where the kaggle CLI would find credentials (a name, never the secret), or None."""
+    """Where the kaggle CLI (the pinned version) finds credentials: a name, never the secret;
+    None where it finds none. Its order (kagglesdk's `get_access_token_from_env`, the CLI's
+    `authenticate`): an access token in KAGGLE_API_TOKEN (the token, or a file holding it),
+    ~/.kaggle/access_token or access_token.txt; a username and key from kaggle.json (in
+    KAGGLE_CONFIG_DIR, else ~/.kaggle, else, only where ~/.kaggle does not exist, the XDG
+    folder), each overridden by KAGGLE_USERNAME and KAGGLE_KEY; the OAuth login of `kaggle auth
+    login`, ~/.kaggle/credentials.json."""
     env = os.environ if env is None else env
-    home = Path(env.get("HOME", "~")).expanduser() if home is None else home
-    if env.get("KAGGLE_API_TOKEN"):
-        return "KAGGLE_API_TOKEN"
-    if env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY"):
-        return "KAGGLE_USERNAME/KAGGLE_KEY"
-    config_dirs = [Path(env["KAGGLE_CONFIG_DIR"])] if env.get("KAGGLE_CONFIG_DIR") else []
-    xdg = Path(env.get("XDG_CONFIG_HOME", home / ".config"))
-    config_dirs += [home / ".kaggle", xdg / "kaggle"]
-    for folder in config_dirs:
-        for name in ("access_token", "access_token.txt", "credentials.json", "kaggle.json"):
-            path = folder / name
-            if path.is_file() and path.stat().st_size:
-                return str(path)
+    home = Path(env.get("HOME") or Path.home()) if home is None else home
+    dot_kaggle = home / ".kaggle"
+    token = env.get("KAGGLE_API_TOKEN", "")
+    if token:  # the CLI looks no further, even where the file it names is empty
+        return "KAGGLE_API_TOKEN" if not Path(token).exists() or _text(Path(token)) else None
+    for name in ("access_token", "access_token.txt"):
+        if _text(dot_kaggle / name):
+            return str(dot_kaggle / name)
+    if env.get("KAGGLE_CONFIG_DIR"):
+        config_dir = Path(env["KAGGLE_CONFIG_DIR"])
+    elif dot_kaggle.exists():
+        config_dir = dot_kaggle
+    else:
+        config_dir = Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle"
+    try:
+        legacy = json.loads(_text(config_dir / "kaggle.json") or "{}")
+    except ValueError:
+        legacy = {}
+    legacy = legacy if isinstance(legacy, dict) else {}
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        legacy[name[7:].lower()] = env.get(name) or legacy.get(name[7:].lower())
+    if legacy.get("username") and legacy.get("key"):
+        return "KAGGLE_KEY" if env.get("KAGGLE_KEY") else str(config_dir / "kaggle.json")
+    if _text(dot_kaggle / "credentials.json"):
+        return str(dot_kaggle / "credentials.json")
     return None
 
 
@@ -56,8 +82,9 @@ POLL_S = 20.0  # between two reads of the submissions list while waiting for a s
 SCORED, FAILED = "SubmissionStatus.COMPLETE", "SubmissionStatus.ERROR"
 
 
-def executable(action: str, path: Path | None = None) -> str:
-    """The kaggle executable, once credentials are known to exist; UserError otherwise."""
+def check_ready(action: str, path: Path | None = None) -> str:
+    """The kaggle executable, once the CLI is installed and finds credentials; UserError
+    otherwise (before anything trains or is pushed)."""
     keep = f" {show(path)} is kept; submit it later with --report RUN --submit." if path else ""
     if credential_source() is None:
         raise UserError(f"{action}: no Kaggle credentials found; {CREDENTIAL_HELP}.{keep}")
@@ -112,7 +139,7 @@ def explain(output: str, competition: str, exe: str | None = None) -> str:
 def submit(path: Path, message: str, competition: str) -> int | None:
     """Run `kaggle competitions submit` on `path` (its output shown as it comes); the
     submission's ref, or None if the CLI printed none. UserError (file kept) when it fails."""
-    exe = executable("--submit", path)
+    exe = check_ready(flag_of("submit"), path)
     command = submit_command(show(path), message, competition)
     print(f"submitting: {shlex.join(command)}  (credentials: {credential_source()})", flush=True)
     done = subprocess.run([exe, *command[1:]], capture_output=True, text=True, check=False)
@@ -130,7 +157,7 @@ def submit(path: Path, message: str, competition: str) -> int | None:
 
 def list_submissions(competition: str) -> list[dict]:
     """The competition's submissions of this account, newest first, as the CLI lists them."""
-    exe = executable("--scores")
+    exe = check_ready(MODES["scores"][0])
     done = subprocess.run(
         [exe, "competitions", "submissions", "-c", competition, "--format", "json"],
         capture_output=True, text=True, check=False,

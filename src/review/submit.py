@@ -10,14 +10,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from src import UserError
-from src.config import Config
+from src.config import Config, flag_of
 from src.outputs.files import read_json, show, write_json
 
 
 def review(cfg: Config) -> None:
     """--report RUN: rebuild the run's page; with --submit, check and submit its submission."""
+    from src.review.kaggle_cli import check_ready
     from src.review.report import build_report
 
+    if cfg.submit:
+        check_ready(flag_of("submit"))  # before the page is rebuilt: a refusal writes nothing
     start = time.perf_counter()
     page = build_report(cfg.run_dir)
     print(f"report: {show(page)} (built in {time.perf_counter() - start:.1f} s)")

@@ -1,5 +1,5 @@
 """Optuna's study storage: open an RDB URL safely when many workers start at once, and print it
-without its password.
+without its secrets.
 
 Optuna creates its tables the first time a storage URL is opened. Workers started together on an
 empty PostgreSQL database would all run that `CREATE TABLE`/`CREATE TYPE` at once, and all but
@@ -10,6 +10,9 @@ creation one worker at a time; the others then find the tables and go on.
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
+import secrets
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -26,12 +29,26 @@ GRACE_S = 20
 SCHEMA_LOCK = zlib.crc32(b"digit_recogniser: optuna schema")  # any fixed 64-bit key
 
 
-def mask_password(url: str) -> str:
-    """A storage URL safe to print: the password replaced by ***."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a SQLAlchemy URL: print nothing secret-looking
-        return url.split("@")[-1] if "@" in url else url
+# What a database URL can carry a secret in: the password of user:password@host, and query
+# parameters such as ?password=... (libpq's sslpassword, a token).
+_USERINFO = re.compile(r"(\w[\w+.-]*://[^/:@\s]*:)([^@\s]*)(@)")
+_QUERY = re.compile(r"([?&](?:password|passwd|pwd|sslpassword|secret|token|api_key)=)([^&\s]*)",
+                    re.IGNORECASE)  # fmt: skip
+
+
+def mask_secrets(text: str) -> str:
+    """`text` (a storage URL, a flag, a message) safe to print or record: every password and
+    secret-named query value a URL in it carries replaced by ***."""
+    return _QUERY.sub(r"\1***", _USERINFO.sub(r"\1***\3", text))
+
+
+def without_secrets_of(url: str, text: str) -> str:
+    """`text` (say, a driver's error message) with every secret `url` carries masked, wherever
+    in it and however quoted."""
+    secrets = [m.group(2) for m in (*_USERINFO.finditer(url), *_QUERY.finditer(url))]
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return mask_secrets(text)
 
 
 def with_driver(url: str) -> str:
@@ -89,10 +106,27 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                 driven, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
             )
     except Exception as e:  # bad URL, missing driver, unreachable server
-        reason = str(e).splitlines()[0][:200]
-        for shown in (driven, url):
-            reason = reason.replace(shown, mask_password(shown))
+        reason = without_secrets_of(url, str(e).splitlines()[0][:200])
         raise UserError(
-            f"--storage {mask_password(url)}: cannot open ({reason});"
+            f"--storage {mask_secrets(url)}: cannot open ({reason});"
             " pass an SQLAlchemy URL such as sqlite:///runs/optuna.db"
         ) from None
+
+
+def check_writable(url: str) -> None:
+    """UserError unless the storage at `url` takes a write: a table of this process's own is
+    made and dropped again (one transaction on PostgreSQL; SQLite's driver commits each)."""
+    table = f"digit_recogniser_probe_{os.getpid()}_{secrets.token_hex(4)}"
+    engine = sql_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text(f"CREATE TABLE {table} (x INTEGER)"))
+            connection.execute(sqlalchemy.text(f"DROP TABLE {table}"))
+    except sqlalchemy.exc.SQLAlchemyError as e:
+        reason = without_secrets_of(url, str(e.orig or e).splitlines()[0][:200])
+        raise UserError(
+            f"--storage {mask_secrets(url)}: cannot write there ({reason}); the search records"
+            " its trials in it: give a writable storage"
+        ) from None
+    finally:
+        engine.dispose()

@@ -16,7 +16,7 @@ import sqlalchemy
 from src import UserError
 from src.config import Config
 from src.params import PARAMS, SEARCHED, default_params
-from src.search.storage import mask_password, open_storage
+from src.search.storage import mask_secrets, open_storage
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 TAKEN = (*FINISHED, optuna.trial.TrialState.RUNNING)  # trials that count against the cap
@@ -65,7 +65,7 @@ def open_study(cfg: Config, create: bool, pruner: optuna.pruners.BasePruner | No
         except KeyError:
             names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
             raise UserError(
-                f"--study-name {cfg.study!r}: no such study in {mask_password(cfg.storage_url)}"
+                f"--study-name {cfg.study!r}: no such study in {mask_secrets(cfg.storage_url)}"
                 f" (it has: {', '.join(names) or 'none'}); search first with --trials N"
             ) from None
     else:
@@ -82,7 +82,7 @@ def open_study(cfg: Config, create: bool, pruner: optuna.pruners.BasePruner | No
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
             reason = str(e.__cause__ or e.__context__ or e).splitlines()[0][:200]
             raise UserError(
-                f"--storage {mask_password(cfg.storage_url)}: cannot write there ({reason}); the"
+                f"--storage {mask_secrets(cfg.storage_url)}: cannot write there ({reason}); the"
                 " search records its trials in it: give a writable storage"
             ) from None
     study.sampler = optuna.samplers.TPESampler(seed=cfg.seed)  # reseeded per trial: draw_params

@@ -1,6 +1,6 @@
 """What one search trial runs, in its own process: train, report, prune, free everything.
 
-`run_trials` is the entry point of the trial processes `search.run_search` starts. TensorFlow
+`run_trials` is the entry point of the trial processes `worker.run_search` starts. TensorFlow
 keeps every traced training function alive for the life of the process (megabytes per model,
 `clear_session()` notwithstanding; tensorflow/tensorflow#61791), so a long search run in one
 process would grow without bound: each trial gets a fresh process and hands all of it back.

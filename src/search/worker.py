@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from src.config import Config
 from src.data.load import Digits
-from src.search.storage import mask_password
+from src.search.storage import mask_secrets
 from src.search.study import FINISHED, count, open_study, worker_id
 
 POLL_S = 2  # how often a worker looks again while other workers finish the last trials
@@ -32,13 +32,13 @@ def run_search(cfg: Config, data: Digits, pruner=None) -> optuna.Study:
     a trial only while finished + running trials are below the target, and when the remaining
     slots are other workers' running trials it waits for them, taking a slot over if that trial
     fails or its worker dies. Each trial also checks the cap once it holds its trial number
-    (`objective.Objective`), so workers racing for the last slot cannot overshoot.
+    (`trial.Objective.check_cap`), so workers racing for the last slot cannot overshoot.
     """
     target = cfg.trials
     study = open_study(cfg, create=True, pruner=pruner)
     done = count(study)
     print(
-        f"search: study {cfg.study!r} in {mask_password(cfg.storage_url)}: {done} finished"
+        f"search: study {cfg.study!r} in {mask_secrets(cfg.storage_url)}: {done} finished"
         f" trials, {max(0, target - done)} to go (the target {target} is the study's total over"
         " all workers)",
         flush=True,

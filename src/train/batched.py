@@ -200,7 +200,7 @@ class BatchedEngine(Engine):
         for key in ("epoch", "active", "best_loss", "wait", "lr", "plateau_best",
                     "plateau_wait", "reported", "seconds"):  # fmt: skip
             arrays[f"host/{key}"] = np.asarray(host[key])
-        arrays["jobs"] = np.array([j.name for j in self.jobs])  # jobs.checkpoint_jobs
+        arrays["jobs"] = np.array([j.name for j in self.jobs])  # engine.checkpoint_jobs
         for i, history in enumerate(host["history"]):
             for key, values in history.items():
                 arrays[f"history/{i}/{key}"] = np.asarray(values, np.float64)

@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 
 from src import UserError
+from src.config import flag_of
 
 BACKEND = keras.backend.backend()
 
@@ -84,7 +85,7 @@ def choose_precision(requested: str, engine: str = "sequential") -> tuple[str, s
     lab log, docs/experiments.md ("Precision", "Engines on a GPU").
     """
     if requested != "auto":
-        return requested, "--precision"
+        return requested, flag_of("precision")
     if accelerator():
         if engine != "batched":
             return "float32", "GPU, model.fit: mixed precision measured slower"

@@ -13,12 +13,19 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Job:
-    """One model to train: its name, rows of train.csv to fit and to validate on, its seed."""
+    """One model to train: its kind and number, rows of train.csv to fit and to validate on,
+    its seed."""
 
-    name: str  # "fold_1", "full_2", "trial": the folder it is saved to
+    kind: str  # "fold", "full" (every row), "pseudo" (every row and pseudo-labels), "trial"
+    number: int  # 1-based, within its kind
     train_rows: np.ndarray
     val_rows: np.ndarray | None  # None: nothing held out, all epochs run, last weights kept
     seed: int  # weight initialisation, shuffling, augmentation and dropout derive from it
+
+    @property
+    def name(self) -> str:
+        """The model's folder in the run, e.g. "fold_1", "full_2"."""
+        return f"{self.kind}_{self.number}"
 
 
 @dataclass

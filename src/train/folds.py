@@ -67,7 +67,7 @@ def fold_jobs(labels: np.ndarray, k: int, seed: int, first: int | None = None) -
     folds, validates on its own, with seed + k."""
     folds = make_folds(labels, k, seed)
     return [
-        Job(f"fold_{f + 1}", np.flatnonzero(folds != f), np.flatnonzero(folds == f), seed + f)
+        Job("fold", f + 1, np.flatnonzero(folds != f), np.flatnonzero(folds == f), seed + f)
         for f in range(k if first is None else min(first, k))
     ]
 
@@ -75,42 +75,38 @@ def fold_jobs(labels: np.ndarray, k: int, seed: int, first: int | None = None) -
 def full_fit_jobs(n_rows: int, n: int, seed: int) -> list[Job]:
     """N models on every training row, nothing held out."""
     rows = np.arange(n_rows)
-    return [Job(f"full_{i + 1}", rows, None, seed + FULL_FIT_SEED + i) for i in range(n)]
+    return [Job("full", i + 1, rows, None, seed + FULL_FIT_SEED + i) for i in range(n)]
 
 
 def _label(job: Job, cfg: Config) -> str:
-    kind, number = job.name.split("_")
-    if kind == "fold":
-        return f"fold {number}/{cfg.folds}"
-    if kind == "pseudo":
-        return f"pseudo-label fit {number}/{cfg.pseudo_fits}"
-    return f"full fit {number}/{cfg.full_fits}"
+    of = {"fold": ("fold", cfg.folds), "full": ("full fit", cfg.full_fits),
+          "pseudo": ("pseudo-label fit", cfg.pseudo_fits)}[job.kind]  # fmt: skip
+    return f"{of[0]} {job.number}/{of[1]}"
 
 
 def _load(cfg: Config, job: Job) -> FoldResult | FullFit | None:
-    kind, number = job.name.split("_")
-    meta_name = "fold.json" if kind == "fold" else "fit.json"
-    if kind == "fold":
-        expect, meta = ("val_idx", "val_proba", "test_proba"), FOLD_META
-    else:
-        expect, meta = ("test_proba",), FIT_META
-    found = run_folder.load_model_files(cfg.run_dir / job.name, meta_name, expect, meta)
+    fold = job.kind == "fold"
+    found = run_folder.load_model_files(
+        cfg.run_dir / job.name,
+        "fold.json" if fold else "fit.json",
+        ("val_idx", "val_proba", "test_proba") if fold else ("test_proba",),
+        FOLD_META if fold else FIT_META,
+    )
     if found is None:
         return None
     arrays, meta = found
-    if kind == "fold":
-        return FoldResult(fold=int(number) - 1, resumed=True, **arrays, **meta)
-    return FullFit(index=int(number) - 1, resumed=True, test_proba=arrays["test_proba"], **meta)
+    if fold:
+        return FoldResult(fold=job.number - 1, resumed=True, **arrays, **meta)
+    return FullFit(index=job.number - 1, resumed=True, test_proba=arrays["test_proba"], **meta)
 
 
 def _save(cfg: Config, trained: Trained, data: Digits) -> FoldResult | FullFit:
     """Turn an engine's result into the run's record and save its folder."""
     job = trained.job
-    kind, number = job.name.split("_")
     out = cfg.run_dir / job.name
-    if kind == "fold":
+    if job.kind == "fold":
         result = FoldResult(
-            fold=int(number) - 1,
+            fold=job.number - 1,
             val_idx=job.val_rows,
             val_proba=trained.val_proba,
             test_proba=trained.test_proba,
@@ -123,7 +119,7 @@ def _save(cfg: Config, trained: Trained, data: Digits) -> FoldResult | FullFit:
         arrays = {k: getattr(result, k) for k in ("val_idx", "val_proba", "test_proba")}
         run_folder.save_model(out, trained.model, trained.history, "fold.json", meta, arrays)
     else:
-        result = FullFit(index=int(number) - 1, test_proba=trained.test_proba,
+        result = FullFit(index=job.number - 1, test_proba=trained.test_proba,
                          epochs=trained.epochs, seconds=trained.seconds)  # fmt: skip
         meta = {k: getattr(result, k) for k in FIT_META}
         run_folder.save_model(out, trained.model, trained.history, "fit.json", meta,

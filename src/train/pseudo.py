@@ -54,4 +54,4 @@ def extend(data: Digits, chosen: PseudoLabels) -> Digits:
 def pseudo_jobs(n_rows: int, n: int, seed: int) -> list[Job]:
     """N models on every row of the extended training set, nothing held out."""
     rows = np.arange(n_rows)
-    return [Job(f"pseudo_{i + 1}", rows, None, seed + PSEUDO_SEED + i) for i in range(n)]
+    return [Job("pseudo", i + 1, rows, None, seed + PSEUDO_SEED + i) for i in range(n)]
