@@ -291,22 +291,23 @@ def test_pixels_keep_row_major_layout(small_dir, sample_frames):
 
 
 @pytest.mark.parametrize("flag", ["--runs-dir", "--submissions-dir"])
-@pytest.mark.parametrize("place", ["below a file", "/proc"])
+@pytest.mark.parametrize("place", ["below a file", "/proc/nope", "/proc/self"])
 def test_an_output_folder_that_cannot_be_made_is_refused_before_training(
     flag, place, small_dir, tmp_path, capsys
 ):
     """Made and probed, not guessed: /proc passes a permission check even as root, yet nothing
-    can be made in it. The other folder, made by the check, is removed again."""
+    can be made in it, and an existing /proc/self takes no file. The other folder, made by the
+    check, is removed again."""
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     dirs = {"--runs-dir": tmp_path / "runs", "--submissions-dir": tmp_path / "subs"}
-    dirs[flag] = blocker / "below" if place == "below a file" else Path("/proc/nope")
+    dirs[flag] = blocker / "below" if place == "below a file" else Path(place)
     argv = ["--data-dir", str(small_dir), "--folds", "2", "--epochs", "1", "--trials", "0"]
     code = run.main([*argv, *(str(x) for kv in dirs.items() for x in kv)])
     out, err = capsys.readouterr()
     assert code == 2
     assert err.strip().splitlines() == [err.strip()]
-    assert f"{flag} {dirs[flag]}: cannot write there" in err and "pick another" in err
+    assert f"{flag} {dirs[flag].resolve()}: cannot write there" in err and "pick another" in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "subs").exists()
     assert "Epoch" not in out
 
