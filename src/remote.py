@@ -10,9 +10,12 @@ downloads. Everything about one remote run is kept in `runs/.kaggle/<run>/` (the
 `kernel.json`, the downloaded output), so a second `--on-kaggle` with the same run name attaches
 to the run instead of pushing it again, and `--on-kaggle --report RUN` fetches a finished one.
 The CLI's outputs are read as kaggle 2.2.5 prints them (`kaggle/api/kaggle_api_extended.py`):
-`Kernel version N successfully pushed.  Please check progress at URL`, `USER/SLUG has status
-"KernelWorkerStatus.RUNNING"` with a `Failure message: "..."` line, `Output file downloaded to
-PATH` per file.
+`Kernel version N successfully pushed.  Please check progress at URL` (with no N where Kaggle's
+answer had none: the version is recorded all the same, and attached to next time), the
+competition rejected as a source on the line before it (the version exists and runs without
+the data: recorded as such, and the next call pushes again), `USER/SLUG has status
+"KernelWorkerStatus.RUNNING"` (NEW_SCRIPT and QUEUED wait alike) with a `Failure message:
+"..."` line, `Output file downloaded to PATH` per file.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from src import UserError
 from src.config import ROOT, Config, flag_of
 from src.outputs.checks import output_folders
 from src.outputs.files import atomic_path, read_json, show, write_json
-from src.review.kaggle_cli import NO_NETWORK, check_ready, cli_said, offline
+from src.review.kaggle_cli import check_ready, explain
 
 DONE = {"COMPLETE"}
 FAILED = {"ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
@@ -143,10 +146,9 @@ def _kaggle(exe: str, *args: str) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
-def _refused(what: str, output: str) -> UserError:
-    """A failed CLI call in one line: no network, else the CLI's own last line (the
-    submission hints of `explain` do not apply to kernels)."""
-    return UserError(f"--on-kaggle: {what}: {NO_NETWORK if offline(output) else cli_said(output)}")
+def _refused(what: str, output: str, competition: str) -> UserError:
+    """A failed CLI call in one line: Kaggle's own message and what to do (`explain`)."""
+    return UserError(f"--on-kaggle: {what}: {explain(output, competition)}")
 
 
 def kaggle_user(exe: str) -> str:
@@ -154,20 +156,16 @@ def kaggle_user(exe: str) -> str:
     code, out = _kaggle(exe, "config", "view")
     found = re.search(r"^- username: (\S+)", out, re.MULTILINE)
     if code or not found or found.group(1) == "None":
-        raise _refused("kaggle config view named no user", out)
+        raise _refused("kaggle config view named no user", out, "")
     return found.group(1)
 
 
 def push(exe: str, cfg: Config, folder: Path) -> dict:
-    """`kaggle kernels push`; what it said, as kernel.json keeps it. UserError if refused."""
+    """`kaggle kernels push`; what it said, as kernel.json keeps it: the version (None where
+    Kaggle's answer had none) and the URL, and `unjoined` when Kaggle took the push but not the
+    competition as a source. UserError if refused."""
     args = ["kernels", "push", "-p", str(folder), "--accelerator", cfg.kaggle_accelerator]
     code, out = _kaggle(exe, *args)
-    if "not valid competition sources" in out:
-        rules = f"https://www.kaggle.com/competitions/{cfg.competition}/rules"
-        raise UserError(
-            f"--on-kaggle: the notebook cannot read {cfg.competition}'s files; join the"
-            f" competition and accept its rules at {rules}, then run this again"
-        )
     refused = re.search(r"^Kernel push error: (.*)$", out, re.MULTILINE)
     if refused:
         hint = ""
@@ -176,11 +174,18 @@ def push(exe: str, cfg: Config, folder: Path) -> dict:
         elif re.search(r"accelerator|machine", refused.group(1), re.IGNORECASE):
             hint = "; pick another --kaggle-accelerator"
         raise UserError(f"--on-kaggle: Kaggle refused the push: {refused.group(1)}{hint}")
-    pushed = re.search(r"^Kernel version (\d+) successfully pushed\.\s+Please check progress"
-                       r" at (\S+)", out, re.MULTILINE)  # fmt: skip
+    pushed = re.search(r"^Kernel version (?:(\d+) )?successfully pushed\.\s+Please check"
+                       r" progress at (\S+)", out, re.MULTILINE)  # fmt: skip
     if code or not pushed:
-        raise _refused("kaggle kernels push failed", out)
-    return {"version": int(pushed.group(1)), "url": pushed.group(2)}
+        raise _refused("kaggle kernels push failed", out, cfg.competition)
+    version = int(pushed.group(1)) if pushed.group(1) else None
+    return {"version": version, "url": pushed.group(2),
+            "unjoined": "not valid competition sources" in out}  # fmt: skip
+
+
+def version_of(kernel: dict) -> str:
+    """ "version N", or what stands for it where Kaggle's answer named none."""
+    return f"version {kernel['version']}" if kernel["version"] else "its latest version"
 
 
 def status(exe: str, ref: str) -> tuple[str, str]:
@@ -188,7 +193,7 @@ def status(exe: str, ref: str) -> tuple[str, str]:
     code, out = _kaggle(exe, "kernels", "status", ref)
     found = re.search(r'has status "(?:KernelWorkerStatus\.)?([A-Z_]+)"', out)
     if code or not found:
-        raise _refused(f"kaggle kernels status {ref} failed", out)
+        raise _refused(f"kaggle kernels status {ref} failed", out, "")
     failure = re.search(r'^Failure message: "(.*)"$', out, re.MULTILINE)
     return found.group(1), failure.group(1) if failure else ""
 
@@ -230,7 +235,7 @@ def fetch(exe: str, ref: str, out_dir: Path) -> str:
     out_dir.mkdir(parents=True)
     code, out = _kaggle(exe, "kernels", "output", ref, "-p", str(out_dir))
     if code:
-        raise _refused(f"kaggle kernels output {ref} failed", out)
+        raise _refused(f"kaggle kernels output {ref} failed", out, "")
     return read_log(out_dir / f"{ref.split('/')[1]}.log")
 
 
@@ -312,7 +317,7 @@ def already_home(cfg: Config) -> bool:
 def attach(state_file: Path) -> dict:
     """The kernel pushed before, as kernel.json records it (said in a line)."""
     kernel = read_json(state_file)
-    print(f"kaggle: attaching to {kernel['ref']} (version {kernel['version']}, pushed"
+    print(f"kaggle: attaching to {kernel['ref']} ({version_of(kernel)}, pushed"
           f" {kernel['pushed']}): {kernel['url']}", flush=True)  # fmt: skip
     return kernel
 
@@ -325,11 +330,22 @@ def push_run(exe: str, cfg: Config) -> dict:
     with tempfile.TemporaryDirectory() as tmp:  # a refused push leaves nothing behind
         ref = write_kernel(cfg, user, Path(tmp) / "push")
         pushed = push(exe, cfg, Path(tmp) / "push")
+        shutil.rmtree(home / "push", ignore_errors=True)  # an earlier push's (one refused)
         shutil.copytree(Path(tmp) / "push", home / "push")
     kernel = {"ref": ref, **pushed, "pushed": time.strftime("%Y-%m-%d %H:%M:%S"),
               "accelerator": cfg.kaggle_accelerator, "args": remote_args(cfg)}  # fmt: skip
+    if kernel["unjoined"]:  # the version exists, and runs without the competition's files
+        label = kernel["version"] or "latest"
+        write_json(home / f"kernel-unjoined-v{label}.json", kernel)
+        rules = f"https://www.kaggle.com/competitions/{cfg.competition}/rules"
+        raise UserError(
+            f"--on-kaggle: Kaggle took {ref} ({version_of(kernel)}, {kernel['url']}) but not"
+            f" {cfg.competition}'s files, so it runs without them and fails; join the"
+            f" competition and accept its rules at {rules}: the same command then pushes a"
+            " version that has them"
+        )
     write_json(home / "kernel.json", kernel)
-    print(f"kaggle: pushed {ref} version {kernel['version']} ({cfg.kaggle_accelerator},"
+    print(f"kaggle: pushed {ref} {version_of(kernel)} ({cfg.kaggle_accelerator},"
           f" python run.py {' '.join(kernel['args'])}); watch it at {kernel['url']}",
           flush=True)  # fmt: skip
     return kernel
@@ -347,7 +363,8 @@ def wait_and_bring_home(exe: str, cfg: Config, kernel: dict) -> None:
         ) from None
     log = fetch(exe, kernel["ref"], home / "output")
     if state in FAILED:
-        (home / "kernel.json").rename(home / f"kernel-{state.lower()}-v{kernel['version']}.json")
+        label = kernel["version"] or "latest"
+        (home / "kernel.json").rename(home / f"kernel-{state.lower()}-v{label}.json")
         lines = log.strip().splitlines()[-LOG_TAIL:]
         print("\n".join(f"  | {line}" for line in lines), file=sys.stderr)
         why = f" ({failure})" if failure else ""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -114,16 +113,24 @@ def no_credentials(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def kaggle(tmp_path, monkeypatch):
-    """The stub `kaggle` CLI (tests/kaggle_stub.py) on PATH, credentials present, no waiting
-    between polls; returns its state dir."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    stub = bin_dir / "kaggle"
-    stub.write_text(f"#!{sys.executable}\n" + (ROOT / "tests" / "kaggle_stub.py").read_text())
-    stub.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    monkeypatch.setenv("KAGGLE_API_TOKEN", "stub-token")
-    monkeypatch.setenv("KAGGLE_STUB_STATE", str(tmp_path / "state"))
+def kaggle(tmp_path, monkeypatch, sample_frames):
+    """The real kaggle CLI (requirements-kaggle.txt, which requirements-dev.txt installs)
+    talking to a stand-in of Kaggle's API on the loopback (tests/kaggle_api.py), with a token
+    the stand-in accepts and a home of its own; no waiting between polls. Returns the
+    stand-in: its `mode` chooses Kaggle's answers, `calls` and `submissions` say what came."""
+    from kaggle_api import TOKEN, KaggleStandIn
+
+    if kaggle_cli.find_cli() is None:
+        pytest.fail("the kaggle CLI is missing: pip install -r requirements-dev.txt installs it")
+    data = write_slice(tmp_path / "kaggle-data", sample_frames, 400, 40)
+    stand_in = KaggleStandIn(tmp_path / "kaggle-api", data)
+    for name, value in stand_in.environment().items():
+        monkeypatch.setenv(name, value)
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "home").mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the CLI makes its config folder there
+    monkeypatch.setenv("KAGGLE_API_TOKEN", TOKEN)
     monkeypatch.setattr(kaggle_cli, "POLL_S", 0.01)
-    return tmp_path / "state"
+    yield stand_in
+    stand_in.close()

@@ -3,6 +3,10 @@ float32 (the probabilities out)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -116,3 +120,46 @@ def test_every_model_the_sequential_engine_trains_computes_in_the_chosen_precisi
         assert convs and all(c.compute_dtype == "bfloat16" for c in convs)
         assert np.isfinite(trained.history["loss"]).all()
     assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+
+
+def test_a_jax_older_than_the_batched_engines_trains_sequentially_and_says_why(monkeypatch):
+    """Kaggle's notebook image has such a JAX (requirements-min.txt): on its GPU `auto` picks
+    the sequential engine, whose engine line says why."""
+    from src.train import engines
+
+    monkeypatch.setattr(engines, "backend_has_gpu", lambda: True)
+    monkeypatch.setattr(engines, "jax_too_old", lambda: "0.7.2")
+    assert engines.resolve_engine("auto") == "sequential"
+    engine = engines.make_engine("auto", default_params("cnn"), None, epochs=1, patience=1,
+                                 augment="none")  # fmt: skip
+    assert engine.describe([None]) == (
+        "sequential, 1 model one after another (JAX 0.7.2 is"
+        " older than the batched engine's 0.10.2)"
+    )
+    monkeypatch.setattr(engines, "jax_too_old", lambda: None)
+    assert engines.resolve_engine("auto") == "batched"
+
+
+def test_engine_batched_is_refused_on_a_jax_too_old_for_it():
+    """This environment's real JAX, in a Keras-on-JAX process: refused in one line where it is
+    older than the engine supports (the oldest-versions run), taken where it is not."""
+    from importlib.metadata import version
+
+    from src.config import ROOT
+    from src.train.engines import BATCHED_JAX
+
+    code = ("from src import UserError\nfrom src.train.engines import resolve_engine\n"
+            "try:\n    print(resolve_engine('batched'))\n"
+            "except UserError as e:\n    print(f'refused: {e}')\n")  # fmt: skip
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    jax = version("jax")
+    if tuple(int(n) for n in jax.split(".")[:3]) < BATCHED_JAX:
+        assert done.stdout.strip() == (
+            f"refused: --engine batched: needs JAX 0.10.2 or newer, this is {jax}; upgrade"
+            " JAX, or use --engine sequential"
+        )
+    else:
+        assert done.stdout.strip() == "batched"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import os
 import re
 import shutil
 
@@ -157,47 +156,30 @@ def test_submit_without_credentials_is_refused_before_training(
     assert runner.written() == [] and not runner.runs.exists() and not runner.subs.exists()
 
 
-def stub_kaggle(tmp_path, monkeypatch, exit_code=0):
-    """A `kaggle` executable first on PATH that records its arguments."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    stub = bin_dir / "kaggle"
-    stub.write_text(
-        f'#!/bin/sh\nprintf "%s\\n" "$@" > "{tmp_path}/kaggle-args"\nexit {exit_code}\n'
-    )
-    stub.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    return tmp_path / "kaggle-args"
+def test_submit_sends_the_runs_file_with_its_message_and_no_secret(finished, printed, kaggle,
+                                                                    capsys):  # fmt: skip
+    """Through the real CLI to the stand-in of Kaggle's API: the run's own file, uploaded
+    whole, with the message given; the token is never printed or recorded."""
+    from kaggle_api import TOKEN
 
-
-def test_submit_passes_the_exact_arguments_and_no_secret(
-    finished, printed, tmp_path, monkeypatch, capsys, no_credentials
-):
     runner, _, run_dir = finished
-    args_file = stub_kaggle(tmp_path, monkeypatch)
-    monkeypatch.setenv("KAGGLE_API_TOKEN", "s3cret-token-value")
     code, out, err = call(runner, capsys, "--report", "tiny", "--submit", "-m", "fold ensemble v1",
                           "--competition", "digit-recognizer")  # fmt: skip
     assert code == 0, err
     path = runner.subs / "tiny.csv"
-    assert args_file.read_text().splitlines() == [
-        "competitions", "submit", "-c", "digit-recognizer", "-f", str(path), "-m",
-        "fold ensemble v1",
-    ]  # fmt: skip
-    assert "credentials: KAGGLE_API_TOKEN" in out
+    assert f"submitting: kaggle competitions submit -c digit-recognizer -f {path}" in out
+    assert "(credentials: KAGGLE_API_TOKEN)" in out
+    sent = kaggle.submissions[0]
+    assert (sent["bytes"], sent["description"]) == (path.read_bytes(), "fold ensemble v1")
     written = out + err + "".join(p.read_text() for p in run_dir.glob("*.json"))
     written += (run_dir / "report.html").read_text()
-    assert "s3cret-token-value" not in written
+    assert TOKEN not in written
 
 
-def test_a_failing_kaggle_call_exits_2_and_keeps_the_file(
-    finished, printed, tmp_path, monkeypatch, capsys, no_credentials
-):
+def test_a_failing_kaggle_call_exits_2_and_keeps_the_file(finished, printed, kaggle, capsys):
     runner, _, _ = finished
-    stub_kaggle(tmp_path, monkeypatch, exit_code=1)
-    (tmp_path / "home" / ".kaggle").mkdir(parents=True)
-    (tmp_path / "home" / ".kaggle" / "kaggle.json").write_text('{"username": "u", "key": "k"}')
+    kaggle.mode = "down"
     before = (runner.subs / "tiny.csv").read_bytes()
     code, out, err = call(runner, capsys, "--report", "tiny", "--submit")
-    assert code == 2 and "kaggle exited with code 1" in err
+    assert code == 2 and "kaggle exited with code 1: Kaggle said: 503 Server Error" in err
     assert (runner.subs / "tiny.csv").read_bytes() == before

@@ -1,13 +1,14 @@
 """The official `kaggle` CLI, run as a program: submit a file, read the submissions' scores.
 
-The CLI (`pip install -r requirements-kaggle.txt`) is an optional dependency. Before calling it
-we look for its credentials (by name and file, never reading or printing a secret) so that a
-missing login is one clear line, not the CLI's page of help. What it prints is read as version
-2.2.5 prints it (`kaggle/api/kaggle_api_extended.py`): `Submission ref: N` after a submit,
-`competitions submissions --format json` as a list of {ref, fileName, date, description,
-status, publicScore, privateScore} with the status as `SubmissionStatus.<NAME>`. Its failures
-(a competition not joined, the daily limit, no network) end in one line saying what to do; the
-submission file is kept either way.
+The CLI (`pip install -r requirements-kaggle.txt`) is an optional dependency. Before it is
+called its credentials are looked for where the pinned CLI looks (by name and file, never
+reading or printing a secret) and its version checked, so a missing login or an older CLI is
+one clear line, not a page of help. What it prints is read as version 2.2.5 prints it
+(`kaggle/api/kaggle_api_extended.py`, `kaggle/cli.py`; the tests run it against a stand-in of
+Kaggle's API): `Submission ref: N` after a submit, `competitions submissions --format json` as a
+list of {ref, fileName, date, description, status, publicScore, privateScore} with the status
+as `SubmissionStatus.<NAME>`. A failure ends in one line with Kaggle's own message (the CLI's
+generic hints left out) and what to do; the submission file is kept either way.
 """
 
 from __future__ import annotations
@@ -82,17 +83,35 @@ POLL_S = 20.0  # between two reads of the submissions list while waiting for a s
 SCORED, FAILED = "SubmissionStatus.COMPLETE", "SubmissionStatus.ERROR"
 
 
+PINNED = (2, 2, 5)  # requirements-kaggle.txt: the CLI whose outputs this module reads
+
+
+def find_cli() -> str | None:
+    """The kaggle executable: on PATH, else beside this Python (a virtual environment's bin/,
+    where pip installs it, whether or not the environment is activated)."""
+    places = [os.environ.get("PATH", ""), str(Path(sys.executable).parent)]
+    return shutil.which("kaggle", path=os.pathsep.join(places))
+
+
 def check_ready(action: str, path: Path | None = None) -> str:
-    """The kaggle executable, once the CLI is installed and finds credentials; UserError
-    otherwise (before anything trains or is pushed)."""
+    """The kaggle executable, once the pinned CLI (or a newer one) is installed and finds
+    credentials; UserError otherwise (before anything trains or is pushed)."""
     keep = f" {show(path)} is kept; submit it later with --report RUN --submit." if path else ""
+    install = "pip install -r requirements-kaggle.txt"
     if credential_source() is None:
         raise UserError(f"{action}: no Kaggle credentials found; {CREDENTIAL_HELP}.{keep}")
-    exe = shutil.which("kaggle")
+    exe = find_cli()
     if exe is None:
+        raise UserError(f"{action}: the kaggle CLI is not installed ({install}).{keep}")
+    done = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)", done.stdout + done.stderr)
+    version = tuple(int(n) for n in found.groups()) if found else None
+    if version is None or version < PINNED:
+        said = ".".join(map(str, version)) if version else "no version"
+        pinned = ".".join(map(str, PINNED))
         raise UserError(
-            f"{action}: the kaggle CLI is not installed (pip install -r requirements-kaggle.txt)."
-            + keep
+            f"{action}: the kaggle CLI at {exe} is {said}, older than {pinned}, whose outputs"
+            f" this project reads; upgrade it ({install}).{keep}"
         )
     return exe
 
@@ -106,34 +125,59 @@ def remaining_today(exe: str, competition: str) -> int | None:
 
 
 NO_NETWORK = "no network (Kaggle could not be reached); try again when online"
+# The pinned CLI's own words around Kaggle's message (`format_http_error`, `print_auth_help`,
+# cli.py's main): its generic hints, which name no competition, and its --debug advice.
+CLI_HINTS = ("You don't have access to this resource.", "The resource was not found.",
+             "You have been rate limited.", "This is a problem on Kaggle's side",
+             "If this is unexpected, you can re-run", "⚠ Warning:", "Warning:")  # fmt: skip
+AUTH_HELP = "Authentication required to call the Kaggle API."
 
 
 def offline(output: str) -> bool:
     """Whether a failed kaggle call's output says Kaggle could not be reached."""
     text = output.lower()
     return any(w in text for w in ("connectionerror", "max retries", "name resolution",
-                                   "temporary failure", "network is unreachable"))  # fmt: skip
+                                   "temporary failure", "network is unreachable",
+                                   "unable to connect to proxy"))  # fmt: skip
 
 
-def cli_said(output: str) -> str:
-    """The CLI's last line, as a failure's reason."""
-    last = [line for line in output.strip().splitlines() if line.strip()]
-    return f"the kaggle CLI said: {last[-1].strip() if last else 'nothing'}"
+def kaggle_said(output: str) -> str:
+    """Kaggle's own message in a failed call's output, on one line: the CLI's generic hints,
+    progress bars and warnings left out (the last paragraph that remains)."""
+    kept = []
+    for paragraph in re.split(r"\n\s*\n", output.strip()):
+        lines = [line.strip() for line in paragraph.splitlines()
+                 if line.strip() and "%|" not in line]  # fmt: skip
+        if lines and not lines[0].startswith(CLI_HINTS):
+            kept.append(" ".join(lines))
+    return kept[-1] if kept else "nothing"
 
 
 def explain(output: str, competition: str, exe: str | None = None) -> str:
-    """What to do about a failed submission call, from what it printed (and, for a refusal,
-    from the day's remaining submissions: the CLI prints no reason for a 400)."""
+    """A failed call in one line: Kaggle's own message and what to do about it (for a 400 on
+    a submission, also the day's remaining submissions)."""
     if offline(output):
         return NO_NETWORK
-    text = output.lower()
-    refused = any(code in text for code in ("400 client error", "403 client error", "429"))
-    if refused and exe is not None and remaining_today(exe, competition) == 0:
-        return "the daily submission limit is reached; submit again tomorrow"
-    if refused or "accept its rules" in text:
-        rules = f"https://www.kaggle.com/competitions/{competition}/rules"
-        return f"join the competition and accept its rules at {rules}, then submit again"
-    return cli_said(output)
+    if AUTH_HELP in output:
+        return (f"Kaggle did not accept the credentials in {credential_source()}; renew the"
+                " token at kaggle.com > Settings > API")  # fmt: skip
+    said = kaggle_said(output)
+    status = re.search(r"\b(\d{3}) (?:Client|Server) Error", said)
+    code = int(status.group(1)) if status else None
+    rules = f"https://www.kaggle.com/competitions/{competition}/rules"
+    if code == 403 or "rules" in said.lower():
+        advice = f"join the competition and accept its rules at {rules}, then try again"
+    elif code == 404:
+        advice = f"check the name (--competition {competition}, or the notebook's)"
+    elif code == 429:
+        advice = "wait a little, then try again"
+    elif code and code >= 500:
+        advice = "a problem on Kaggle's side; try again later"
+    elif exe is not None and remaining_today(exe, competition) == 0:
+        advice = "the daily submission limit is reached; submit again tomorrow"
+    else:
+        advice = ""
+    return f"Kaggle said: {said}" + (f"; {advice}" if advice else "")
 
 
 def submit(path: Path, message: str, competition: str) -> int | None:

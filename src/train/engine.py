@@ -61,6 +61,7 @@ class Engine:
     """What both engines share: the recipe and data they train with, and their interface."""
 
     name = ""
+    note = ""  # why this engine trains where another was the default (the engine line says)
 
     def __init__(self, params: dict, data, *, epochs: int, patience: int, augment: str,
                  verbose: int = 2, predict_test: bool = True):  # fmt: skip

@@ -51,14 +51,40 @@ def keep_compiled_programs(runs_dir: Path) -> Path | None:
     return folder
 
 
+# The oldest JAX on which the batched engine's step is checked against Keras's own (the CPU-JAX
+# checks in tests/jax_checks.py); on older ones it drifted beyond their bound.
+BATCHED_JAX = (0, 10, 2)
+
+
+def jax_too_old() -> str | None:
+    """JAX's version where it is older than the batched engine supports, else None."""
+    import jax
+
+    found = tuple(int(n) for n in jax.__version__.split(".")[:3] if n.isdigit())
+    return jax.__version__ if found < BATCHED_JAX else None
+
+
+def engine_note() -> str:
+    """Why the sequential engine trains on a JAX GPU, for the engine line ("" elsewhere)."""
+    old = backend_has_gpu() and jax_too_old()
+    wanted = ".".join(map(str, BATCHED_JAX))
+    return f" (JAX {old} is older than the batched engine's {wanted})" if old else ""
+
+
 def resolve_engine(requested: str) -> str:
-    """`--engine auto` -> batched with JAX on a GPU, else sequential; a forced choice checked."""
+    """`--engine auto` -> batched with JAX on a GPU (a JAX it supports), else sequential; a
+    forced choice checked."""
     if requested == "auto":
-        return "batched" if backend_has_gpu() else "sequential"
+        return "batched" if backend_has_gpu() and not jax_too_old() else "sequential"
     if requested == "batched" and keras.backend.backend() != "jax":
         raise UserError(
             f"--engine batched: needs Keras on JAX, this is {keras.backend.backend()};"
             " run with KERAS_BACKEND=jax (pip install -r requirements-gpu.txt on a GPU)"
+        )
+    if requested == "batched" and jax_too_old():
+        raise UserError(
+            f"--engine batched: needs JAX {'.'.join(map(str, BATCHED_JAX))} or newer, this is"
+            f" {jax_too_old()}; upgrade JAX, or use --engine sequential"
         )
     return requested
 
@@ -89,4 +115,6 @@ def make_engine(name: str, params: dict, data, **settings):
         return BatchedEngine(params, data, **settings)
     from src.train.sequential import SequentialEngine
 
-    return SequentialEngine(params, data, **settings)
+    engine = SequentialEngine(params, data, **settings)
+    engine.note = engine_note()
+    return engine

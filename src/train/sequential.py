@@ -39,7 +39,8 @@ class SequentialEngine(Engine):
         self.trained = 0
 
     def describe(self, jobs: list[Job]) -> str:
-        return f"sequential, {len(jobs)} model{'s' * (len(jobs) != 1)} one after another"
+        n = len(jobs)
+        return f"sequential, {n} model{'s' * (n != 1)} one after another{self.note}"
 
     def summary(self) -> dict:
         return {"name": self.name, "models": self.trained}
