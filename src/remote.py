@@ -3,7 +3,8 @@ kernel), pushes it with the kaggle CLI, waits for it, and brings its run folder 
 home as if the run had trained here.
 
 What travels: `run.py` and `src/`, zipped into the kernel's one script, which unpacks them,
-picks Keras on JAX when JAX sees the notebook's GPU (the batched engine), and runs `run.py`
+picks Keras on JAX when JAX sees the notebook's GPU and is new enough for the batched engine
+(else TensorFlow: Kaggle's image has an older JAX, requirements-min.txt), and runs `run.py`
 with the run's training flags. The notebook reads the competition's files (attached as its
 `competition_sources`) and writes to /kaggle/working, whose files `kaggle kernels output`
 downloads. Everything about one remote run is kept in `runs/.kaggle/<run>/` (the pushed folder,
@@ -37,6 +38,7 @@ from src.config import ROOT, Config, flag_of
 from src.outputs.checks import output_folders
 from src.outputs.files import atomic_path, read_json, show, write_json
 from src.review.kaggle_cli import check_ready, explain
+from src.train import BATCHED_JAX
 
 DONE = {"COMPLETE"}
 FAILED = {"ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
@@ -51,10 +53,11 @@ ARGS = {args!r}
 code = tempfile.mkdtemp(prefix="digit_recogniser-")
 zipfile.ZipFile(io.BytesIO(base64.b64decode(PACKAGE))).extractall(code)
 env = dict(os.environ)
-probe = "import jax; print(any(d.platform == 'gpu' for d in jax.devices()))"
+probe = ("import jax; v = tuple(int(n) for n in jax.__version__.split('.')[:3] if n.isdigit());"
+         " print(v >= {batched_jax} and any(d.platform == 'gpu' for d in jax.devices()))")
 found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
 if found.stdout.strip() == "True":  # the batched engine: every model in one program on the GPU
-    env["KERAS_BACKEND"] = "jax"
+    env["KERAS_BACKEND"] = "jax"  # (else TensorFlow, on the GPU if it sees one)
 print("digit_recogniser: python run.py " + " ".join(ARGS), flush=True)
 status = subprocess.call([sys.executable, "run.py", *ARGS], cwd=code, env=env)
 root = os.environ.get("DIGITS_KAGGLE_ROOT", "/kaggle")  # (a test's stand-in notebook)
@@ -127,7 +130,7 @@ def write_kernel(cfg: Config, user: str, folder: Path) -> str:
     slug = slug_of(cfg.run_name)
     folder.mkdir(parents=True, exist_ok=True)
     script = SCRIPT.format(run=cfg.run_name, package=base64.b64encode(package()).decode(),
-                           args=remote_args(cfg))  # fmt: skip
+                           args=remote_args(cfg), batched_jax=BATCHED_JAX)  # fmt: skip
     (folder / f"{slug}.py").write_text(script)
     metadata = {
         "id": f"{user}/{slug}", "title": slug, "code_file": f"{slug}.py",

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import NARROW, write_slice
 from src.config import ROOT
-from src.train.engines import BATCHED_JAX
+from src.train import BATCHED_JAX
 
 # Kaggle's notebook image has a JAX older than the engine supports (requirements-min.txt, the
 # oldest-versions run): there run.py refuses --engine batched and `auto` trains sequentially

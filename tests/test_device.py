@@ -124,10 +124,12 @@ def test_every_model_the_sequential_engine_trains_computes_in_the_chosen_precisi
 
 def test_a_jax_older_than_the_batched_engines_trains_sequentially_and_says_why(monkeypatch):
     """Kaggle's notebook image has such a JAX (requirements-min.txt): on its GPU `auto` picks
-    the sequential engine, whose engine line says why."""
+    the sequential engine (on TensorFlow, as the notebook's script chooses; here on a GPU
+    as this process's backend reports one), whose engine line says why."""
     from src.train import engines
 
     monkeypatch.setattr(engines, "backend_has_gpu", lambda: True)
+    monkeypatch.setattr(device, "accelerator", lambda: "GPU")
     monkeypatch.setattr(engines, "jax_too_old", lambda: "0.7.2")
     assert engines.resolve_engine("auto") == "sequential"
     engine = engines.make_engine("auto", default_params("cnn"), None, epochs=1, patience=1,
@@ -146,7 +148,7 @@ def test_engine_batched_is_refused_on_a_jax_too_old_for_it():
     from importlib.metadata import version
 
     from src.config import ROOT
-    from src.train.engines import BATCHED_JAX
+    from src.train import BATCHED_JAX
 
     code = ("from src import UserError\nfrom src.train.engines import resolve_engine\n"
             "try:\n    print(resolve_engine('batched'))\n"
@@ -163,3 +165,16 @@ def test_engine_batched_is_refused_on_a_jax_too_old_for_it():
         )
     else:
         assert done.stdout.strip() == "batched"
+
+
+@pytest.mark.parametrize(
+    "jax_version, too_old",
+    [("0.7.2", True), ("0.10.1", True), ("0.10.2", False), ("0.11.0", False)],
+)
+def test_the_batched_engines_jax_is_compared_as_numbers(monkeypatch, jax_version, too_old):
+    import jax
+
+    from src.train.engines import jax_too_old
+
+    monkeypatch.setattr(jax, "__version__", jax_version)
+    assert jax_too_old() == (jax_version if too_old else None)

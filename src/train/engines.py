@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 
 from src import UserError
+from src.train import BATCHED_JAX
 
 
 def backend_has_gpu() -> bool:
@@ -51,11 +52,6 @@ def keep_compiled_programs(runs_dir: Path) -> Path | None:
     return folder
 
 
-# The oldest JAX on which the batched engine's step is checked against Keras's own (the CPU-JAX
-# checks in tests/jax_checks.py); on older ones it drifted beyond their bound.
-BATCHED_JAX = (0, 10, 2)
-
-
 def jax_too_old() -> str | None:
     """JAX's version where it is older than the batched engine supports, else None."""
     import jax
@@ -65,8 +61,15 @@ def jax_too_old() -> str | None:
 
 
 def engine_note() -> str:
-    """Why the sequential engine trains on a JAX GPU, for the engine line ("" elsewhere)."""
-    old = backend_has_gpu() and jax_too_old()
+    """Why the sequential engine trains on a GPU where JAX is installed, for the engine line:
+    a JAX older than the batched engine supports ("" elsewhere). On TensorFlow the Kaggle
+    notebook's script chose it so (src/remote.py)."""
+    from importlib.util import find_spec
+
+    from src.train.device import accelerator
+
+    on_gpu = backend_has_gpu() if keras.backend.backend() == "jax" else bool(accelerator())
+    old = on_gpu and find_spec("jax") is not None and jax_too_old()
     wanted = ".".join(map(str, BATCHED_JAX))
     return f" (JAX {old} is older than the batched engine's {wanted})" if old else ""
 
