@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -108,7 +108,7 @@ class KaggleStandIn:
         ref = 50_000_001 + len(self.submissions)
         self.submissions.insert(0, {
             "ref": ref, "fileName": f"{token}.csv", "reads": 0,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds") + "Z",
+            "date": datetime.now(UTC).isoformat(timespec="seconds") + "Z",
             "description": body.get("submissionDescription", ""), "status": "PENDING",
             "bytes": self.uploads[token],
         })  # fmt: skip

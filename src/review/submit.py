@@ -6,7 +6,7 @@ under "kaggle" and shown on its page."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from src import UserError
@@ -69,7 +69,7 @@ def submit_and_record(cfg: Config, message: str) -> None:
     path = cfg.submissions_dir / f"{cfg.run_name}.csv"
     ref = kaggle_cli.submit(path, message, cfg.competition)
     entry = {"competition": cfg.competition, "message": message, "file": path.name, "ref": ref,
-             "submitted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "submitted": datetime.now(UTC).isoformat(timespec="seconds"),
              "status": "submitted", "public_score": None, "private_score": None}  # fmt: skip
     record(cfg.run_dir, entry)
     if not cfg.wait:
