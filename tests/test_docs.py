@@ -63,3 +63,8 @@ def test_every_benchmark_a_doc_runs_exists():
                                     (ROOT / doc).read_text())]  # fmt: skip
     assert len(shown) > 40  # the docs' commands were found
     assert [(d, n) for d, n in shown if not (ROOT / "benchmarks" / f"{n}.py").exists()] == []
+
+
+def test_the_readme_is_a_guide_of_at_most_250_lines():
+    """Measurements and their history live in benchmarks/README.md and the lab log."""
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 250
