@@ -17,7 +17,7 @@ import pytest
 
 import run
 from conftest import NARROW, Runner, write_slice
-from kaggle_api import TOKEN
+from kaggle_api import MODES, TOKEN
 from src.config import ROOT
 
 TINY = ["--folds", "2", "--epochs", "2", "--full-fits", "0", "--trials", "0", "--seed", "5",
@@ -99,6 +99,7 @@ def test_scores_fetches_a_score_that_came_later(finished, kaggle, capsys, tmp_pa
                  " little, then try again"),
         ("down", "Kaggle said: 503 Server Error: Service Unavailable for url:"),
         ("unauthorized", "Kaggle did not accept the credentials in KAGGLE_API_TOKEN"),
+        ("wrong key", "Kaggle did not accept the credentials in KAGGLE_KEY"),  # an HTTP 401
         ("offline", "no network (Kaggle could not be reached); try again when online"),
     ],
 )  # fmt: skip
@@ -107,10 +108,15 @@ def test_kaggle_refusals_are_one_line_in_its_words_and_keep_the_file(
 ):
     _, runner = finished
     runner.capsys = capsys
+    if mode == "wrong key":  # a username and key: the CLI sends them, Kaggle answers 401
+        monkeypatch.delenv("KAGGLE_API_TOKEN")
+        monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+        monkeypatch.setenv("KAGGLE_KEY", "not-a-key")
     if mode == "offline":
         monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
         monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
-    kaggle.mode = mode
+    if mode in MODES:
+        kaggle.mode = mode
     before = (runner.subs / "k.csv").read_bytes(), summary_of(runner)
     code, out, err = runner("--report", "k", "--submit", "--wait")
     assert code == 2
