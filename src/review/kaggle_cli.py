@@ -137,8 +137,7 @@ def offline(output: str) -> bool:
     """Whether a failed kaggle call's output says Kaggle could not be reached."""
     text = output.lower()
     return any(w in text for w in ("connectionerror", "max retries", "name resolution",
-                                   "temporary failure", "network is unreachable",
-                                   "unable to connect to proxy"))  # fmt: skip
+                                   "temporary failure", "network is unreachable"))  # fmt: skip
 
 
 def kaggle_said(output: str) -> str:
