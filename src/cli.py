@@ -79,9 +79,9 @@ def build_parser(source: str = "") -> Parser:
         meta = field.metadata
         if not meta["flags"]:
             continue
-        group = groups.get(meta["group"]) or groups.setdefault(
-            meta["group"], p.add_argument_group(meta["group"])
-        )
+        if meta["group"] not in groups:
+            groups[meta["group"]] = p.add_argument_group(meta["group"])
+        group = groups[meta["group"]]
         options: dict = {"dest": field.name, "help": help_of(field)}
         kind = value_type(field.name)
         if kind is bool:
