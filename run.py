@@ -38,7 +38,7 @@ COMMANDS = {
 def command_line(argv: list[str]) -> str:
     """The command as typed, for the summary and the report, with any secret a URL carries
     masked."""
-    from src.search.storage import mask_secrets
+    from src.outputs.files import mask_secrets
 
     return shlex.join(["python", "run.py", *(mask_secrets(arg) for arg in argv)])
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import optuna
 
 from src.config import ROOT, Config
+from src.outputs.files import mask_secrets
 from src.search import study as studies
-from src.search.storage import mask_secrets
 
 
 def search_wall_time(workers: int, args, storage: str, tmp: Path, n_jobs: int = 1) -> float:

@@ -17,9 +17,8 @@ from src.preflight import Checked, check_run
 def choose_params(cfg: Config, data, known: dict | None) -> tuple[dict, str]:
     """Search, or take the study's best trial or the defaults the checks read (`known`); and
     say which. The run folder is made (or checked again) with the chosen parameters."""
-    from src.outputs.files import write_json
+    from src.outputs.files import mask_secrets, write_json
     from src.search import study as studies
-    from src.search.storage import mask_secrets
 
     changed = "".join(f" --set {k}={v}" for k, v in cfg.overrides)
     if not cfg.trials and not cfg.study_name:
@@ -54,8 +53,8 @@ def timed_search(cfg: Config, data):
 
 def search(cfg: Config) -> None:
     """--search-only: run trials of the (shared) study, then say how to train from it."""
+    from src.outputs.files import mask_secrets
     from src.search import study as studies
-    from src.search.storage import mask_secrets
 
     checked = checked_and_planned(cfg)
     cfg = checked.cfg

@@ -33,7 +33,8 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from src.config import ROOT
-from src.search.storage import mask_secrets, sql_engine, with_driver
+from src.outputs.files import mask_secrets
+from src.search.storage import sql_engine, with_driver
 from src.search.study import FINISHED
 
 ERRORS = ("Traceback", "has already finished and can not be updated", "UniqueViolation")

@@ -1,11 +1,13 @@
 """Files: atomic writes (a result appears whole under its final name or not at all), JSON, PNG
-figures, HTML pages, and paths as the user would type them."""
+figures, HTML pages, paths as the user would type them, and text with a URL's secrets masked
+(light to import: the command line is recorded with it before any mode loads its libraries)."""
 
 from __future__ import annotations
 
 import html
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,3 +74,25 @@ def write_html(path: Path, title: str, body: str, style: str = "") -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
+
+
+# What a database URL can carry a secret in: the password of user:password@host, and query
+# parameters such as ?password=... (libpq's sslpassword, a token).
+_USERINFO = re.compile(r"(\w[\w+.-]*://[^/:@\s]*:)([^@\s]*)(@)")
+_QUERY = re.compile(r"([?&](?:password|passwd|pwd|sslpassword|secret|token|api_key)=)([^&\s]*)",
+                    re.IGNORECASE)  # fmt: skip
+
+
+def mask_secrets(text: str) -> str:
+    """`text` (a storage URL, a flag, a message) safe to print or record: every password and
+    secret-named query value a URL in it carries replaced by ***."""
+    return _QUERY.sub(r"\1***", _USERINFO.sub(r"\1***\3", text))
+
+
+def without_secrets_of(url: str, text: str) -> str:
+    """`text` (say, a driver's error message) with every secret `url` carries masked, wherever
+    in it and however quoted."""
+    secrets = [m.group(2) for m in (*_USERINFO.finditer(url), *_QUERY.finditer(url))]
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return mask_secrets(text)

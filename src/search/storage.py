@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import secrets
 import warnings
 import zlib
@@ -23,32 +22,11 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from src import UserError
+from src.outputs.files import mask_secrets, without_secrets_of
 
 HEARTBEAT_S = 5  # a trial whose process died is marked failed after GRACE_S without a beat
 GRACE_S = 20
 SCHEMA_LOCK = zlib.crc32(b"digit_recogniser: optuna schema")  # any fixed 64-bit key
-
-
-# What a database URL can carry a secret in: the password of user:password@host, and query
-# parameters such as ?password=... (libpq's sslpassword, a token).
-_USERINFO = re.compile(r"(\w[\w+.-]*://[^/:@\s]*:)([^@\s]*)(@)")
-_QUERY = re.compile(r"([?&](?:password|passwd|pwd|sslpassword|secret|token|api_key)=)([^&\s]*)",
-                    re.IGNORECASE)  # fmt: skip
-
-
-def mask_secrets(text: str) -> str:
-    """`text` (a storage URL, a flag, a message) safe to print or record: every password and
-    secret-named query value a URL in it carries replaced by ***."""
-    return _QUERY.sub(r"\1***", _USERINFO.sub(r"\1***\3", text))
-
-
-def without_secrets_of(url: str, text: str) -> str:
-    """`text` (say, a driver's error message) with every secret `url` carries masked, wherever
-    in it and however quoted."""
-    secrets = [m.group(2) for m in (*_USERINFO.finditer(url), *_QUERY.finditer(url))]
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return mask_secrets(text)
 
 
 def with_driver(url: str) -> str:

@@ -15,8 +15,9 @@ import sqlalchemy
 
 from src import UserError
 from src.config import Config
+from src.outputs.files import mask_secrets
 from src.params import PARAMS, SEARCHED, default_params
-from src.search.storage import mask_secrets, open_storage
+from src.search.storage import open_storage
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 TAKEN = (*FINISHED, optuna.trial.TrialState.RUNNING)  # trials that count against the cap

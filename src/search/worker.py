@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from src.config import Config
 from src.data.load import Digits
-from src.search.storage import mask_secrets
+from src.outputs.files import mask_secrets
 from src.search.study import FINISHED, count, open_study, worker_id
 
 POLL_S = 2  # how often a worker looks again while other workers finish the last trials
