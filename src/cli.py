@@ -15,7 +15,7 @@ from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
-from src.config import MODES, ROOT, SETTINGS, Config, flag_of
+from src.config import MODES, ROOT, SETTINGS, Config, flag_of, mode_flag
 from src.data.notebook import competition_data, kaggle_root
 from src.params import Range, parse_override
 
@@ -143,9 +143,9 @@ def check(cfg: Config) -> str | None:
     if cfg.wait and not cfg.submit:
         return "--wait: waits for the score of a --submit; add --submit"
     if cfg.submit and cfg.mode not in ("train", "report"):
-        return f"--submit: sends a run's submission; not with {MODES[cfg.mode][0].split()[0]}"
+        return f"--submit: sends a run's submission; not with {mode_flag(cfg.mode)}"
     if Path(cfg.run_name).name != cfg.run_name or cfg.run_name.startswith("."):
-        flag = MODES["report"][0].split()[0] if cfg.mode == "report" else flag_of("run_name")
+        flag = mode_flag("report") if cfg.mode == "report" else flag_of("run_name")
         return f"{flag}: {cfg.run_name!r} must be a plain folder name (no '/' or leading '.')"
     return None
 
@@ -233,11 +233,7 @@ def remote_settings() -> list[str]:
 def flags_table() -> str:
     """The README's flags table, in Markdown, from the declarations (tests/test_docs.py holds
     the README to it)."""
-    rows = ["| group | flag | meaning (default) |", "| --- | --- | --- |"]
-    for mode, (spec, help) in MODES.items():
-        if spec:
-            rows.append(f"| {'mode' if mode == 'search' else ''} | `{spec}` | {help} |")
-    last = "mode"
+    cells = [("mode", f"`{spec}`", help) for spec, help in MODES.values() if spec]
     for field in fields(Config):
         meta = field.metadata
         if not meta["flags"]:
@@ -248,7 +244,9 @@ def flags_table() -> str:
             names = f"`{meta['flags'][0]} {choices}`"
         elif meta["metavar"]:
             names = ", ".join(f"`{f} {meta['metavar']}`" for f in meta["flags"])
-        group = meta["group"] if meta["group"] != last else ""
-        last = meta["group"]
-        rows.append(f"| {group} | {names} | {help_of(field).replace('|', '&#124;')} |")
+        cells.append((meta["group"], names, help_of(field).replace("|", "&#124;")))
+    rows = ["| group | flag | meaning (default) |", "| --- | --- | --- |"]
+    for i, (group, names, help) in enumerate(cells):  # a group named on its first row only
+        shown = group if i == 0 or cells[i - 1][0] != group else ""
+        rows.append(f"| {shown} | {names} | {help} |")
     return "\n".join(rows)

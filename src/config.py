@@ -211,6 +211,11 @@ class Config:
 SETTINGS = {f.name: f for f in fields(Config)}  # every declaration, by field name
 
 
+def mode_flag(mode: str) -> str:
+    """The flag that asks for a mode, e.g. 'report' -> '--report' ("" for train)."""
+    return MODES[mode][0].split(" ")[0]
+
+
 def flag_of(name: str) -> str:
     """The flag users know a setting by (its first long name), e.g. 'folds' -> '--folds'."""
     flags = [f for f in SETTINGS[name].metadata["flags"] if f.startswith("--")]

@@ -283,7 +283,7 @@ def train_on_kaggle(cfg: Config) -> None:
         )
     check_notebook_settings(cfg)
     exe = check_ready(flag_of("on_kaggle"))
-    state_file = cfg.runs_dir / ".kaggle" / cfg.run_name / "kernel.json"
+    state_file = kaggle_home(cfg) / "kernel.json"
     if state_file.exists():
         kernel = attach(state_file)
     else:
@@ -297,13 +297,18 @@ def fetch_from_kaggle(cfg: Config) -> None:
     if already_home(cfg):
         return
     exe = check_ready(flag_of("on_kaggle"))
-    state_file = cfg.runs_dir / ".kaggle" / cfg.run_name / "kernel.json"
+    state_file = kaggle_home(cfg) / "kernel.json"
     if not state_file.exists():
         raise UserError(
             f"--on-kaggle --report {cfg.run_name}: no Kaggle run of that name was pushed from"
             f" here ({show(state_file)} is missing)"
         )
     wait_and_bring_home(exe, cfg, attach(state_file))
+
+
+def kaggle_home(cfg: Config) -> Path:
+    """runs/.kaggle/<run>/: the pushed folder, kernel.json and the fetched output."""
+    return cfg.runs_dir / ".kaggle" / cfg.run_name
 
 
 def already_home(cfg: Config) -> bool:
@@ -328,7 +333,7 @@ def attach(state_file: Path) -> dict:
 def push_run(exe: str, cfg: Config) -> dict:
     """Write the notebook and push it; what kernel.json keeps of it (written only once the
     push succeeded)."""
-    home = cfg.runs_dir / ".kaggle" / cfg.run_name
+    home = kaggle_home(cfg)
     user = kaggle_user(exe)
     with tempfile.TemporaryDirectory() as tmp:  # a refused push leaves nothing behind
         ref = write_kernel(cfg, user, Path(tmp) / "push")
@@ -356,7 +361,7 @@ def push_run(exe: str, cfg: Config) -> dict:
 
 def wait_and_bring_home(exe: str, cfg: Config, kernel: dict) -> None:
     """Wait for the kernel to end; a failure's log shown, else the run brought home."""
-    home = cfg.runs_dir / ".kaggle" / cfg.run_name
+    home = kaggle_home(cfg)
     try:
         state, failure = wait(exe, kernel["ref"], cfg, kernel["url"])
     except KeyboardInterrupt:

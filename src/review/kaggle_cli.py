@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from src import UserError
-from src.config import MODES, flag_of
+from src.config import flag_of, mode_flag
 from src.outputs.files import show
 from src.outputs.submission import submit_command
 
@@ -200,7 +200,7 @@ def submit(path: Path, message: str, competition: str) -> int | None:
 
 def list_submissions(competition: str) -> list[dict]:
     """The competition's submissions of this account, newest first, as the CLI lists them."""
-    exe = check_ready(MODES["scores"][0])
+    exe = check_ready(mode_flag("scores"))
     done = subprocess.run(
         [exe, "competitions", "submissions", "-c", competition, "--format", "json"],
         capture_output=True, text=True, check=False,
