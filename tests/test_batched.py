@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from importlib.metadata import version
 
 import numpy as np
 import pandas as pd
@@ -22,14 +21,15 @@ import pytest
 from conftest import NARROW, write_slice
 from src.config import ROOT
 from src.train import BATCHED_JAX
+from src.train.engines import jax_too_old
 
 # Kaggle's notebook image has a JAX older than the engine supports (requirements-min.txt, the
 # oldest-versions run): there run.py refuses --engine batched and `auto` trains sequentially
 # (tests/test_device.py checks both on that JAX); nothing here applies.
-JAX = version("jax")
+TOO_OLD = jax_too_old()
 pytestmark = pytest.mark.skipif(
-    tuple(int(n) for n in JAX.split(".")[:3]) < BATCHED_JAX,
-    reason=f"the batched engine needs JAX {'.'.join(map(str, BATCHED_JAX))}; this is {JAX}",
+    TOO_OLD is not None,
+    reason=f"the batched engine needs JAX {'.'.join(map(str, BATCHED_JAX))}; this is {TOO_OLD}",
 )
 
 # XLA's CPU compiler without its costly LLVM passes: the children compile their programs in
